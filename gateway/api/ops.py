@@ -1,0 +1,65 @@
+"""Operations endpoints (no token): health, readiness, metrics, the API document and docs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, send_from_directory
+from swagger_ui_bundle import swagger_ui_path
+
+from gateway import metrics
+
+blp = Blueprint("ops", __name__)
+
+_DOCS = """<!doctype html>
+<html><head><meta charset="utf-8"><title>ovn-nb-gateway API</title>
+<link rel="stylesheet" href="/docs/static/swagger-ui.css"></head>
+<body><div id="ui"></div>
+<script src="/docs/static/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui", deepLinking: true});</script>
+</body></html>"""
+
+
+@blp.get("/healthz")
+def healthz() -> Any:
+    return jsonify(status="ok")
+
+
+@blp.get("/readyz")
+def readyz() -> Any:
+    nb = current_app.extensions["gateway"].nb
+    body = {"northbound": "connected" if nb.ready else "unreachable",
+            "schema_version": nb.schema_version}
+    if nb.schema_error:
+        body["northbound"] = "unsupported schema: " + nb.schema_error
+    status = 200 if nb.ready else 503
+    resp = jsonify(status="ready" if nb.ready else "not ready", **body)
+    resp.status_code = status
+    if status == 503:
+        resp.headers["Retry-After"] = str(current_app.extensions["gateway"].settings.retry_after)
+    return resp
+
+
+@blp.get("/metrics")
+def prometheus() -> Response:
+    payload, content_type = metrics.render()
+    return Response(payload, content_type=content_type)
+
+
+@blp.get("/docs")
+def docs() -> Response:
+    return Response(_DOCS, mimetype="text/html")
+
+
+@blp.get("/docs/static/<path:name>")
+def docs_static(name: str) -> Response:
+    return send_from_directory(str(swagger_ui_path), name)
+
+
+@blp.get("/openapi.json")
+def openapi_json() -> Any:
+    gw = current_app.extensions["gateway"]
+    if getattr(gw, "document", None) is None:
+        from gateway.openapi import document
+        gw.document = document(gw.api)
+    return jsonify(gw.document)

@@ -1,0 +1,121 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, Response, g, request
+from flask_smorest import Api
+
+from gateway import errors, metrics
+from gateway.api import networks, ops, ports
+from gateway.api.common import authenticate
+from gateway.auth import TokenVerifier
+from gateway.config import Settings, from_env
+from gateway.ovn.connection import Northbound
+from gateway.services.networks import NetworkService
+from gateway.services.ports import PortService
+
+RESOURCE_BLUEPRINTS = (networks.blp, ports.blp)
+# Scope family of each blueprint; the view checks it again with the action it performs.
+FAMILY = {"networks": "networks", "ports": "networks"}
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+audit_log = logging.getLogger("gateway.audit")
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    nb: Northbound
+    verifier: TokenVerifier
+    services: dict[str, Any] = field(default_factory=dict)
+    api: Any = None
+    document: Any = None
+
+
+def create_app(settings: Settings | None = None, nb: Northbound | None = None,
+               start: bool = True) -> Flask:
+    settings = settings or from_env()
+    settings.validate()
+    app = Flask(__name__)
+    app.config.update(
+        MAX_CONTENT_LENGTH=1 << 20,
+        API_TITLE="ovn-nb-gateway",
+        API_VERSION="1",
+        OPENAPI_VERSION="3.0.3",
+        API_SPEC_OPTIONS={
+            "info": {"description": "Tenant networking on OVN over HTTP."},
+            "components": {"securitySchemes": {"bearer": {
+                "type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+            "security": [{"bearer": []}],
+        },
+    )
+    nb = nb or Northbound(settings)
+    gw = Gateway(settings, nb, TokenVerifier(settings))
+    gw.services = {"networks": NetworkService(nb, settings), "ports": PortService(nb, settings)}
+    app.extensions["gateway"] = gw
+    api = Api(app)
+    for blp in RESOURCE_BLUEPRINTS:
+        api.register_blueprint(blp)
+    app.register_blueprint(ops.blp)
+    errors.register(app)
+    _install_hooks(app, settings)
+    gw.api = api
+    if start:
+        nb.start()
+    return app
+
+
+def _install_hooks(app: Flask, settings: Settings) -> None:
+    @app.before_request
+    def _begin() -> None:
+        g.started = time.perf_counter()
+        app.extensions["gateway"].nb.start()  # no-op once started
+        rid = request.headers.get("X-Request-ID", "")
+        g.request_id = rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex
+        if request.blueprint in FAMILY and request.method != "OPTIONS":
+            who = authenticate()
+            who.require(FAMILY[request.blueprint],
+                        "read" if request.method in ("GET", "HEAD", "OPTIONS") else "write")
+
+    @app.after_request
+    def _finish(resp: Response) -> Response:
+        resp.headers["X-Request-ID"] = g.get("request_id") or uuid.uuid4().hex
+        origin = request.headers.get("Origin")
+        if origin and origin in settings.cors_origins:
+            resp.headers["Access-Control-Allow-Origin"] = origin
+            resp.headers["Access-Control-Expose-Headers"] = "ETag, Location, X-Request-ID"
+            resp.headers["Vary"] = "Origin"
+            if request.method == "OPTIONS":
+                resp.headers["Access-Control-Allow-Methods"] = "GET, POST, PATCH, DELETE"
+                resp.headers["Access-Control-Allow-Headers"] = (
+                    "Authorization, Content-Type, If-Match, Idempotency-Key, X-Request-ID")
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        status = str(resp.status_code)
+        metrics.REQUESTS.labels(request.method, route, status).inc()
+        metrics.REQUEST_SECONDS.labels(request.method, route, status).observe(
+            time.perf_counter() - g.get("started", time.perf_counter()))
+        if request.method in ("POST", "PATCH", "PUT", "DELETE") and \
+                request.path.startswith("/v1"):
+            _audit(resp)
+        return resp
+
+
+def _audit(resp: Response) -> None:
+    who = g.get("principal")
+    audit_log.info(json.dumps({
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "request_id": g.get("request_id"),
+        "sub": who.sub if who else None,
+        "tenant": who.tenant if who else None,
+        "method": request.method,
+        "path": request.path,
+        "resource_id": g.get("audit_resource"),
+        "outcome": resp.status_code,
+    }))

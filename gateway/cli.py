@@ -1,0 +1,165 @@
+"""The `ovn-nb-gateway` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import secrets
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from gateway import sandbox
+from gateway.config import ConfigError, Settings, from_env
+
+DEFAULT_SANDBOX = Path(os.environ.get("GATEWAY_SANDBOX_DIR", Path.home() / ".ovn-nb-gateway"))
+
+
+def _serve(settings: Settings) -> None:
+    """gunicorn with the OVN connection opened in each worker after fork."""
+    from gunicorn.app.base import BaseApplication
+
+    from gateway.app import create_app
+
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ovngw-metrics-")
+
+    class _App(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", [settings.bind])
+            self.cfg.set("workers", settings.workers)
+            self.cfg.set("threads", settings.threads)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("loglevel", settings.log_level.lower())
+            self.cfg.set("accesslog", None)
+            self.cfg.set("timeout", 60)
+            self.cfg.set("post_worker_init", lambda worker: worker.wsgi.extensions[
+                "gateway"].nb.start())
+
+        def load(self) -> Any:
+            return create_app(settings, start=False)
+
+    _App().run()
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s",
+                        stream=sys.stderr)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = from_env()
+    settings.validate()
+    _logging(settings.log_level)
+    _serve(settings)
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from gateway.auth import TENANT_RE, mint
+
+    settings = from_env()
+    if not settings.jwt_secret:
+        raise ConfigError("token needs GATEWAY_JWT_SECRET (it mints HS256 tokens)")
+    if not TENANT_RE.match(args.tenant):
+        raise ConfigError("--tenant must match ^[a-z0-9][a-z0-9-]{0,62}$")
+    print(mint(settings.jwt_secret, args.tenant, args.scope, args.sub, args.ttl,
+               settings.jwt_issuer, settings.jwt_audience))
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    directory = Path(args.dir).resolve()
+    if args.action == "start":
+        box = sandbox.start(directory, args.tcp_port)
+        print(json.dumps({"dir": str(box.dir), "nb": box.nb_unix, "nb_tcp": box.nb_tcp,
+                          "pid": box.pid, "export": f"OVN_NB_DB={box.nb_unix}"}))
+    elif args.action == "stop":
+        print("stopped" if sandbox.stop(directory) else "not running")
+    else:
+        print(json.dumps(sandbox.status(directory), default=str))
+    return 0
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from gateway.app import create_app
+    from gateway.openapi import document, to_yaml
+
+    settings = Settings(jwt_secret="x" * 32)
+    app = create_app(settings, start=False)
+    text = to_yaml(document(app.extensions["gateway"].api))
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text)
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Sandbox + gateway in one: what the README's first quick-start command runs."""
+    from gateway.auth import mint
+
+    directory = Path(args.dir).resolve()
+    box = sandbox.start(directory)
+    secret_file = directory / "jwt-secret"
+    if not secret_file.exists():
+        secret_file.write_text(secrets.token_urlsafe(48))
+        secret_file.chmod(0o600)
+    os.environ.setdefault("OVN_NB_DB", box.nb_unix)
+    os.environ.setdefault("GATEWAY_JWT_SECRET", secret_file.read_text().strip())
+    settings = from_env()
+    settings.validate()
+    token = mint(settings.jwt_secret or "", args.tenant, "read write", "quickstart", 86400)
+    admin = mint(settings.jwt_secret or "", args.tenant, "admin", "quickstart-admin", 86400)
+    print(f"""
+ovn-nb-gateway on http://{settings.bind}  (OVN_NB_DB={settings.nb_db})
+  docs:          http://{settings.bind}/docs
+  tenant token:  export TOKEN={token}
+  admin token:   export ADMIN_TOKEN={admin}
+  try:           curl -s -H "Authorization: Bearer $TOKEN" http://{settings.bind}/v1/networks
+  stop:          Ctrl-C, then `ovn-nb-gateway sandbox stop --dir {directory}`
+""", flush=True)
+    _logging(settings.log_level)
+    _serve(settings)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ovn-nb-gateway", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="serve the API with gunicorn").set_defaults(fn=cmd_serve)
+    tok = sub.add_parser("token", help="mint an HS256 token from GATEWAY_JWT_SECRET")
+    tok.add_argument("--tenant", required=True)
+    tok.add_argument("--scope", default="read write")
+    tok.add_argument("--sub", default="cli")
+    tok.add_argument("--ttl", type=int, default=3600, help="seconds")
+    tok.set_defaults(fn=cmd_token)
+    box = sub.add_parser("sandbox", help="a local OVN northbound database")
+    box.add_argument("action", choices=["start", "stop", "status"])
+    box.add_argument("--dir", default=str(DEFAULT_SANDBOX))
+    box.add_argument("--tcp-port", type=int, default=None)
+    box.set_defaults(fn=cmd_sandbox)
+    spec = sub.add_parser("openapi", help="write the OpenAPI document (YAML)")
+    spec.add_argument("--output", "-o", default="openapi/openapi.yaml")
+    spec.set_defaults(fn=cmd_openapi)
+    up = sub.add_parser("up", help="start the sandbox and serve the gateway on it")
+    up.add_argument("--dir", default=str(DEFAULT_SANDBOX))
+    up.add_argument("--tenant", default="demo")
+    up.set_defaults(fn=cmd_up)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except (ConfigError, sandbox.SandboxError) as exc:
+        print(f"ovn-nb-gateway: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

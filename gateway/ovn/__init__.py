@@ -1,0 +1,1 @@
+"""Everything that knows OVSDB: the connection, transactions, ownership keys and indexes."""

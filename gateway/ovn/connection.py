@@ -1,0 +1,204 @@
+"""The northbound connection of one gateway process.
+
+Opened after fork, in the background: a process whose database is down still starts,
+answers /healthz and says 503 with Retry-After everywhere else until the replica is synced.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ovs import stream
+from ovs.db import idl as ovs_idl
+from ovsdbapp import exceptions as ovsdbapp_exc
+from ovsdbapp.backend.ovs_idl import connection as ovs_connection
+from ovsdbapp.backend.ovs_idl import idlutils
+from ovsdbapp.backend.ovs_idl import transaction as ovs_transaction
+
+from gateway import metrics
+from gateway.config import Settings
+from gateway.errors import GatewayError, RetryTransaction, Unavailable
+from gateway.ovn import naming
+from gateway.ovn.index import OwnedIndex, attach
+from gateway.ovn.transaction import Txn
+
+LOG = logging.getLogger(__name__)
+T = TypeVar("T")
+SCHEMA = "OVN_Northbound"
+# Columns the gateway writes; a server schema without them is not one we support.
+REQUIRED_COLUMNS = {
+    "Logical_Switch": {"name", "ports", "external_ids", "other_config"},
+    "Logical_Switch_Port": {"name", "addresses", "port_security", "enabled", "up",
+                            "dhcpv4_options", "dhcpv6_options", "external_ids"},
+    "DHCP_Options": {"cidr", "options", "external_ids"},
+    "Port_Group": {"name", "ports", "external_ids"},
+}
+CONSTRAINT_RETRIES = 3
+
+
+class _GatewayIdl(ovs_connection.OvsdbIdl):  # type: ignore[misc]
+    def post_connect(self) -> None:
+        attach(self, naming.TABLES)
+
+
+class _ApplyCommand:
+    """ovsdbapp command running one request's change function inside the transaction."""
+
+    def __init__(self, nb: Northbound, fn: Callable[[Txn], Any]) -> None:
+        self.nb, self.fn, self.result = nb, fn, None
+
+    def run_idl(self, txn: ovs_idl.Transaction) -> None:
+        self.result = self.fn(Txn(txn, self.nb.idl, self.nb.indexes()))
+
+    def post_commit(self, txn: ovs_idl.Transaction) -> None:
+        pass
+
+
+class Northbound:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.idl: Any = None
+        self.connection: ovs_connection.Connection | None = None
+        self.schema_version: str | None = None
+        self.schema_error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._connect_loop, name="ovn-nb-connect",
+                                            daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.connection is not None:
+            self.connection.stop(timeout=5)
+
+    def wait_ready(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.ready:
+                return True
+            time.sleep(0.05)
+        return self.ready
+
+    def _connect_loop(self) -> None:
+        if self.settings.ssl_key:
+            stream.Stream.ssl_set_private_key_file(self.settings.ssl_key)
+            stream.Stream.ssl_set_certificate_file(self.settings.ssl_cert)
+            stream.Stream.ssl_set_ca_cert_file(self.settings.ssl_ca)
+        delay = 0.2
+        while not self._stop.is_set():
+            try:
+                helper = idlutils.get_schema_helper(self.settings.nb_db, SCHEMA)
+                if not self._schema_supported(helper.schema_json):
+                    LOG.error("unsupported northbound schema: %s", self.schema_error)
+                    self._stop.wait(10)
+                    continue
+                for table in naming.TABLES:
+                    helper.register_table(table)
+                self.idl = _GatewayIdl(self.settings.nb_db, helper,
+                                       leader_only=self.settings.leader_only)
+                self.connection = ovs_connection.Connection(self.idl, self.settings.ovn_timeout)
+                self.connection.start()
+                LOG.info("connected to the northbound database (schema %s)",
+                         self.schema_version)
+                return
+            except Exception as exc:  # the database may simply not be up yet
+                LOG.warning("northbound database not reachable yet: %s", exc)
+                self.idl = self.connection = None
+                self._stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _schema_supported(self, schema: dict[str, Any]) -> bool:
+        self.schema_version = schema.get("version")
+        tables = schema.get("tables", {})
+        for table, columns in REQUIRED_COLUMNS.items():
+            if table not in tables:
+                self.schema_error = f"no table {table}"
+                return False
+            missing = columns - set(tables[table].get("columns", {}))
+            if missing:
+                self.schema_error = f"{table} lacks {sorted(missing)}"
+                return False
+        self.schema_error = None
+        return True
+
+    # -- state ---------------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        idl = self.idl
+        if idl is None or self.connection is None:
+            return False
+        return bool(idl._session.is_connected() and idl.state == idl.IDL_S_MONITORING)
+
+    def ensure_ready(self) -> None:
+        if not self.ready:
+            raise Unavailable("the OVN northbound database is not reachable",
+                              self.settings.retry_after)
+
+    def indexes(self) -> dict[str, OwnedIndex]:
+        # Attach again if a schema change rebuilt the tables (cheap when already there).
+        return attach(self.idl, naming.TABLES)
+
+    def index(self, table: str) -> OwnedIndex:
+        return self.indexes()[table]
+
+    def row(self, table: str, row_uuid: Any) -> Any:
+        return self.idl.tables[table].rows.get(row_uuid)
+
+    # -- writes --------------------------------------------------------------------------
+    def transact(self, fn: Callable[[Txn], T], operation: str = "write") -> T:
+        """Run fn inside one OVSDB transaction; fn is re-run if the replica was stale."""
+        self.ensure_ready()
+        start = time.perf_counter()
+        outcome = "ok"
+        try:
+            for attempt in range(CONSTRAINT_RETRIES):
+                try:
+                    return self._commit(fn)
+                except RetryTransaction:
+                    if attempt == CONSTRAINT_RETRIES - 1:
+                        raise Unavailable("the database kept changing under this request; "
+                                          "retry", self.settings.retry_after) from None
+                    time.sleep(0.01 * (attempt + 1))
+            raise AssertionError("unreachable")
+        except GatewayError as exc:
+            outcome = "rejected" if exc.status < 500 else "unavailable"
+            raise
+        except Exception:
+            outcome = "error"
+            raise
+        finally:
+            metrics.OVN_TXN_SECONDS.labels(operation).observe(time.perf_counter() - start)
+            metrics.OVN_TXNS.labels(operation, outcome).inc()
+
+    def _commit(self, fn: Callable[[Txn], T]) -> T:
+        command = _ApplyCommand(self, fn)
+        txn = ovs_transaction.Transaction(self, self.connection, self.settings.ovn_timeout,
+                                          check_error=True, log_errors=False)
+        txn.add(command)
+        try:
+            txn.commit()
+        except GatewayError:
+            raise
+        except ovsdbapp_exc.TimeoutException as exc:
+            raise Unavailable("the OVN northbound database did not answer in time",
+                              self.settings.retry_after) from exc
+        except RuntimeError as exc:
+            text = str(exc)
+            # Two gateways created the same uniquely-named row at once: the loser retries
+            # against a replica that now holds the winner's row.
+            if "constraint violation" in text or "referential integrity" in text:
+                raise RetryTransaction() from exc
+            if "timed out" in text:
+                raise Unavailable("the OVN northbound database did not answer in time",
+                                  self.settings.retry_after) from exc
+            raise
+        return command.result  # type: ignore[return-value]

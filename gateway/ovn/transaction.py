@@ -1,0 +1,50 @@
+"""The view a service gets of one OVSDB transaction: indexed reads of the replica and writes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from ovs.db import idl as ovs_idl
+
+from gateway.ovn.index import Entry, OwnedIndex
+
+
+class Txn:
+    def __init__(self, txn: ovs_idl.Transaction, idl: Any, indexes: dict[str, OwnedIndex]):
+        self.txn = txn
+        self.idl = idl
+        self.indexes = indexes
+
+    # -- reads (committed state, through the indexes) -------------------------------------
+    def _row(self, table: str, entry: Entry | None) -> Any:
+        if entry is None:
+            return None
+        return self.idl.tables[table].rows.get(entry.row_uuid)
+
+    def get(self, table: str, kind: str, resource_id: str) -> Any:
+        return self._row(table, self.indexes[table].by_id(kind, resource_id))
+
+    def by_name(self, table: str, kind: str, tenant: str, name: str) -> Any:
+        return self._row(table, self.indexes[table].by_name(kind, tenant, name))
+
+    def by_idempotency(self, table: str, kind: str, tenant: str, key: str) -> Any:
+        return self._row(table, self.indexes[table].by_idempotency(kind, tenant, key))
+
+    def rows(self, table: str, kind: str, tenant: str | None = None,
+             parent: str | None = None) -> Iterator[Any]:
+        for entry in self.indexes[table].entries(kind, tenant, parent):
+            row = self._row(table, entry)
+            if row is not None:
+                yield row
+
+    def count(self, table: str, kind: str, tenant: str | None = None,
+              parent: str | None = None) -> int:
+        return self.indexes[table].count(kind, tenant, parent)
+
+    # -- writes ----------------------------------------------------------------------------
+    def insert(self, table: str, **columns: Any) -> Any:
+        row = self.txn.insert(self.idl.tables[table])
+        for column, value in columns.items():
+            setattr(row, column, value)
+        return row

@@ -1,0 +1,151 @@
+"""Ports: logical switch ports whose addresses, port security and DHCP come from the
+network; addresses are allocated inside the write transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.auth import Principal
+from gateway.errors import Conflict, NotFound
+from gateway.ovn import naming
+from gateway.ovn.transaction import Txn
+from gateway.services import ipam
+from gateway.services.networks import LS, LSP, DhcpRows, port_ips
+from gateway.services.resources import Doc, Resource, stored_doc
+
+ALLOC = naming.PREFIX + "alloc"
+
+
+def in_use(t: Txn, network: Doc, skip_port: str | None = None) -> tuple[set[str], set[str]]:
+    """Addresses and MACs of the network's other ports, plus its reserved addresses."""
+    ips = ipam.reserved_v4(network["cidr"], network["gateway_ip"])
+    macs: set[str] = set()
+    for port in t.rows(LSP, "port", parent=network["id"]):
+        if port.name == skip_port:
+            continue
+        addresses = list(port.addresses)
+        if addresses:
+            mac, *addrs = addresses[0].split()
+            macs.add(mac)
+            ips.update(addrs)
+    return ips, macs
+
+
+def assign_addresses(t: Txn, network: Doc, doc: Doc, mac_prefix: str,
+                     skip_port: str | None = None) -> None:
+    used_ips, used_macs = in_use(t, network, skip_port)
+    if doc.get("mac"):
+        if doc["mac"] in used_macs:
+            raise Conflict.field("mac", "in use by another port of this network")
+    else:
+        doc["mac"] = ipam.random_mac(mac_prefix, used_macs)
+    if doc.get("ips"):
+        for i, ip in enumerate(doc["ips"]):
+            if not ipam.in_network(ip, (network["cidr"], network.get("ipv6_cidr"))):
+                raise Conflict.field(f"ips.{i}", "outside the network's cidr")
+            if ip in used_ips:
+                raise Conflict.field(f"ips.{i}", "in use in this network")
+        if len(set(doc["ips"])) != len(doc["ips"]):
+            raise Conflict.field("ips", "the same address twice")
+        return
+    v4 = ipam.next_free_v4(network["cidr"], used_ips)
+    if v4 is None:
+        raise Conflict.field("ips", "no free address left in the network")
+    doc["ips"] = [v4]
+    if network.get("ipv6_cidr"):
+        v6 = ipam.next_free_v6(network["ipv6_cidr"], doc["mac"], used_ips)
+        if v6 is not None:
+            doc["ips"].append(v6)
+
+
+def bump_allocation(ls: Any) -> None:
+    """Two processes re-addressing ports of one network must not both pass the checks."""
+    ls.verify("external_ids")
+    ls.setkey("external_ids", ALLOC, str(int(ls.external_ids.get(ALLOC, "0")) + 1))
+
+
+def write_port_columns(lsp: Any, doc: Doc, dhcp_rows: dict[str, Any]) -> None:
+    address = " ".join([doc["mac"], *doc["ips"]])
+    lsp.addresses = [address]
+    lsp.port_security = [address] if doc.get("port_security", True) else []
+    lsp.enabled = [bool(doc.get("enabled", True))]
+    lsp.dhcpv4_options = [dhcp_rows["v4"]] if "v4" in dhcp_rows else []
+    lsp.dhcpv6_options = [dhcp_rows["v6"]] if "v6" in dhcp_rows else []
+
+
+def port_dhcp_rows(t: Txn, dhcp_rows: DhcpRows, network: Doc, doc: Doc,
+                   network_rows: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A port with overrides gets rows of its own; the others share the network's."""
+    if doc.get("dhcp"):
+        return dhcp_rows.sync(t, doc["id"], doc["tenant_id"], network, doc["dhcp"])
+    for row in dhcp_rows.rows(t, doc["id"]).values():
+        row.delete()
+    return network_rows if network_rows is not None else dhcp_rows.rows(t, network["id"])
+
+
+def relink_ports(t: Txn, dhcp_rows: DhcpRows, network: Doc,
+                 network_rows: dict[str, Any]) -> None:
+    for lsp in t.rows(LSP, "port", parent=network["id"]):
+        doc = stored_doc(lsp)
+        rows = port_dhcp_rows(t, dhcp_rows, network, doc, network_rows)
+        lsp.dhcpv4_options = [rows["v4"]] if "v4" in rows else []
+        lsp.dhcpv6_options = [rows["v6"]] if "v6" in rows else []
+
+
+class PortService(Resource):
+    kind = "port"
+    family = "networks"
+    quota = "ports"
+    table = LSP
+
+    @property
+    def dhcp(self) -> DhcpRows:
+        return DhcpRows(self.settings.mac_prefix)
+
+    def read_only_fields(self) -> tuple[str, ...]:
+        return ("network_id",)
+
+    def parent_key(self, doc: Doc) -> str | None:
+        return str(doc["network_id"])
+
+    def resolve_parent(self, t: Txn, principal: Principal, tenant: str,
+                       parent_id: str | None) -> Any:
+        ls = self.locate(t, principal, str(parent_id), field="network_id", kind="network",
+                         table=LS)
+        if ls.external_ids.get(naming.TENANT) != tenant:
+            raise NotFound.field("network_id", "network")
+        return ls
+
+    def network_of(self, t: Txn, doc: Doc) -> tuple[Any, Doc]:
+        ls = t.get(LS, "network", doc["network_id"])
+        return ls, stored_doc(ls)
+
+    def write_new(self, t: Txn, doc: Doc, parent: Any, tenant_row: Any) -> Any:
+        network = stored_doc(parent)
+        doc["network_id"] = network["id"]
+        assign_addresses(t, network, doc, self.settings.mac_prefix)
+        lsp = t.insert(LSP, name=doc["id"])
+        write_port_columns(lsp, doc, port_dhcp_rows(t, self.dhcp, network, doc))
+        parent.addvalue("ports", lsp)
+        bump_allocation(parent)
+        tenant_row.addvalue("ports", lsp)
+        return lsp
+
+    def apply_update(self, t: Txn, row: Any, old: Doc, new: Doc) -> None:
+        ls, network = self.network_of(t, old)
+        if new.get("mac") != old["mac"] or new.get("ips") != old["ips"]:
+            assign_addresses(t, network, new, self.settings.mac_prefix, skip_port=old["id"])
+            bump_allocation(ls)
+        write_port_columns(row, new, port_dhcp_rows(t, self.dhcp, network, new))
+
+    def remove(self, t: Txn, row: Any, doc: Doc, cascade: bool) -> None:
+        ls, _ = self.network_of(t, doc)
+        for dhcp_row in self.dhcp.rows(t, doc["id"]).values():
+            dhcp_row.delete()
+        ls.delvalue("ports", row)
+        row.delete()
+
+    def derive(self, row: Any, doc: Doc) -> Doc:
+        up = list(row.up) if hasattr(row, "up") else []
+        return {**doc, "status": "up" if up and up[0] else "down"}
+

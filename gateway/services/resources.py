@@ -1,0 +1,286 @@
+"""What every resource kind shares: tenant-scoped lookup, create with idempotency, name
+uniqueness and quota, merge-patch update and delete with If-Match, all inside one OVN
+transaction. A kind supplies only how its document becomes OVN rows."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.auth import Principal
+from gateway.config import Settings
+from gateway.errors import BadRequest, Conflict, NotFound, PreconditionFailed, Unprocessable
+from gateway.ovn import naming
+from gateway.ovn.connection import Northbound
+from gateway.ovn.index import Entry, _committed_external_ids
+from gateway.ovn.transaction import Txn
+from gateway.services import tenants
+
+Doc = dict[str, Any]
+META = ("id", "tenant_id", "created_at", "updated_at", "revision")
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def body_hash(body: Doc) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def stored_doc(row: Any, committed: bool = False) -> Doc:
+    ids = _committed_external_ids(row) if committed else row.external_ids
+    return dict(json.loads((ids or {})[naming.DOC]))
+
+
+def check_if_match(doc: Doc, if_match: int | None) -> None:
+    if if_match is not None and doc["revision"] != if_match:
+        raise PreconditionFailed(
+            f"revision is {doc['revision']}, If-Match asked for {if_match}")
+
+
+class Resource:
+    kind = ""
+    family = ""  # scope family
+    quota = ""  # quota counter
+    table = ""
+    immutable: tuple[str, ...] = ()
+
+    def __init__(self, nb: Northbound, settings: Settings) -> None:
+        self.nb = nb
+        self.settings = settings
+
+    # -- hooks for each kind --------------------------------------------------------------
+    def write_new(self, t: Txn, doc: Doc, parent: Any, tenant_row: Any) -> Any:
+        raise NotImplementedError
+
+    def apply_update(self, t: Txn, row: Any, old: Doc, new: Doc) -> None:
+        raise NotImplementedError
+
+    def remove(self, t: Txn, row: Any, doc: Doc, cascade: bool) -> None:
+        raise NotImplementedError
+
+    def derive(self, row: Any, doc: Doc) -> Doc:
+        return doc
+
+    def resolve_parent(self, t: Txn, principal: Principal, tenant: str,
+                       parent_id: str | None) -> Any:
+        return None
+
+    def parent_key(self, doc: Doc) -> str | None:
+        return None
+
+    # -- shared plumbing ------------------------------------------------------------------
+    def tenant_of(self, principal: Principal, body: Doc) -> str:
+        tenant = body.pop("tenant_id", None)
+        if tenant is not None and not principal.is_admin:
+            raise BadRequest.field("tenant_id", "read-only field")
+        return tenant or principal.tenant
+
+    def visible(self, principal: Principal, tenant: str) -> bool:
+        return principal.is_admin or tenant == principal.tenant
+
+    def locate(self, t: Txn, principal: Principal, resource_id: str, field: str | None = None,
+               kind: str | None = None, table: str | None = None) -> Any:
+        """The one tenant-scoped lookup: another tenant's id is exactly as absent as none."""
+        kind, table = kind or self.kind, table or self.table
+        row = t.get(table, kind, resource_id)
+        if row is None or not self.visible(principal, row.external_ids.get(naming.TENANT, "")):
+            if field:
+                raise NotFound.field(field, kind)
+            raise NotFound(f"{kind} {resource_id} not found")
+        return row
+
+    def write_ownership(self, row: Any, doc: Doc, idempotency: str | None = None) -> None:
+        ids = dict(getattr(row, "external_ids", None) or {})
+        ids.update(naming.owner_ids(self.kind, doc["id"], doc["tenant_id"]))
+        ids[naming.NAME] = doc["name"]
+        ids[naming.REVISION] = str(doc["revision"])
+        ids[naming.DOC] = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+        parent = self.parent_key(doc)
+        if parent:
+            ids[naming.PARENT] = parent
+        if idempotency:
+            ids[naming.IDEMPOTENCY] = idempotency
+        row.external_ids = ids
+
+    def render(self, row: Any, doc: Doc) -> Doc:
+        return self.derive(row, doc)
+
+    # -- use cases ------------------------------------------------------------------------
+    def get(self, principal: Principal, resource_id: str) -> Doc:
+        self.nb.ensure_ready()
+        entry = self.nb.index(self.table).by_id(self.kind, resource_id)
+        row = self._visible_row(principal, entry)
+        if row is None:
+            raise NotFound(f"{self.kind} {resource_id} not found")
+        return self.render(row, stored_doc(row, committed=True))
+
+    def _visible_row(self, principal: Principal, entry: Entry | None) -> Any:
+        if entry is None or not self.visible(principal, entry.tenant):
+            return None
+        return self.nb.row(self.table, entry.row_uuid)
+
+    def list(self, principal: Principal, query: Doc, parent: str | None = None,
+             filters: Doc | None = None) -> Doc:
+        self.nb.ensure_ready()
+        tenant = query.get("tenant") if principal.is_admin else principal.tenant
+        if query.get("tenant") and not principal.is_admin:
+            raise BadRequest.field("tenant", "only admins may list another tenant")
+        labels = parse_label_filters(query.get("label") or [])
+        limit = query["limit"]
+        after = decode_cursor(query.get("cursor"))
+        items: list[Doc] = []
+        next_cursor = None
+        for doc, row in self._scan(principal, tenant, parent, query.get("name"), after):
+            if not matches(doc, labels, filters or {}):
+                continue
+            if len(items) == limit:
+                next_cursor = encode_cursor(items[-1]["id"])
+                break
+            items.append(self.render(row, doc))
+        return {"items": items, "next_cursor": next_cursor}
+
+    def _scan(self, principal: Principal, tenant: str | None, parent: str | None,
+              name: str | None, after: str | None) -> Iterator[tuple[Doc, Any]]:
+        index = self.nb.index(self.table)
+        if name is not None and tenant is not None:
+            entries: Any = [index.by_name(self.kind, tenant, name)]
+        else:
+            ids = index.ids(self.kind, tenant=None if parent else tenant, parent=parent,
+                            after=after)
+            entries = (index.by_id(self.kind, i) for i in ids)
+        for entry in entries:
+            if entry is None or (after is not None and entry.id <= after):
+                continue
+            if tenant is not None and entry.tenant != tenant:
+                continue
+            if name is not None and entry.name != name:
+                continue
+            row = self._visible_row(principal, entry)
+            if row is not None:
+                yield stored_doc(row, committed=True), row
+
+    def create(self, principal: Principal, body: Doc, idempotency_key: str | None = None,
+               parent_id: str | None = None) -> tuple[Doc, bool]:
+        """Returns the resource and whether it was created now (False: idempotent replay)."""
+        tenant = self.tenant_of(principal, body)
+        digest = body_hash({"body": body, "parent": parent_id, "tenant": tenant})
+
+        def change(t: Txn) -> tuple[Doc, bool]:
+            tenant_row = tenants.lock(t, tenant)
+            if idempotency_key:
+                earlier = t.by_idempotency(self.table, self.kind, tenant, idempotency_key)
+                if earlier is not None:
+                    stamp = earlier.external_ids.get(naming.IDEMPOTENCY, "")
+                    if stamp.split("\n", 1)[-1] != digest:
+                        raise Unprocessable("Idempotency-Key was used with a different body")
+                    return self.render(earlier, stored_doc(earlier)), False
+            if t.by_name(self.table, self.kind, tenant, body["name"]) is not None:
+                raise Conflict.field("name", f"a {self.kind} named {body['name']!r} exists")
+            tenants.check_quota(t, tenant_row, self.quota, self.table, self.kind,
+                                self.settings.quotas)
+            parent = self.resolve_parent(t, principal, tenant, parent_id)
+            stamp = now()
+            doc = {**body, "id": str(uuid.uuid4()), "tenant_id": tenant, "created_at": stamp,
+                   "updated_at": stamp, "revision": 1}
+            row = self.write_new(t, doc, parent, tenant_row)
+            self.write_ownership(row, doc, f"{idempotency_key}\n{digest}"
+                                 if idempotency_key else None)
+            return self.render(row, doc), True
+
+        return self.nb.transact(change, f"create_{self.kind}")
+
+    def update(self, principal: Principal, resource_id: str, patch: Doc,
+               if_match: int | None, validate: Any) -> Doc:
+        """validate(merged) checks the result as a create would, returning the clean doc."""
+        def change(t: Txn) -> Doc:
+            row = self.locate(t, principal, resource_id)
+            row.verify("external_ids")  # a concurrent write elsewhere re-runs this check
+            old = stored_doc(row)
+            check_if_match(old, if_match)
+            for field in self.immutable:
+                if field in patch and patch[field] != old.get(field):
+                    raise BadRequest.field(field, "cannot be changed; create a new "
+                                                  f"{self.kind} instead")
+            writable = {k: v for k, v in old.items() if k not in META and k not in
+                        self.immutable and k not in self.read_only_fields()}
+            merged = merge_patch(writable, patch)
+            clean = validate(merged)
+            new = {**{k: old[k] for k in META}, **{k: old[k] for k in self.immutable
+                                                   if k in old},
+                   **{k: old[k] for k in self.read_only_fields() if k in old}, **clean}
+            if new == old:
+                return self.render(row, old)
+            if new["name"] != old["name"]:
+                tenants.lock(t, old["tenant_id"])
+                if t.by_name(self.table, self.kind, old["tenant_id"], new["name"]) is not None:
+                    raise Conflict.field("name", f"a {self.kind} named {new['name']!r} exists")
+            new["revision"] = old["revision"] + 1
+            new["updated_at"] = now()
+            self.apply_update(t, row, old, new)
+            self.write_ownership(row, new)
+            return self.render(row, new)
+
+        return self.nb.transact(change, f"update_{self.kind}")
+
+    def read_only_fields(self) -> tuple[str, ...]:
+        return ()
+
+    def delete(self, principal: Principal, resource_id: str, if_match: int | None,
+               cascade: bool = False) -> None:
+        def change(t: Txn) -> None:
+            row = self.locate(t, principal, resource_id)
+            row.verify("external_ids")
+            doc = stored_doc(row)
+            check_if_match(doc, if_match)
+            self.remove(t, row, doc, cascade)
+
+        self.nb.transact(change, f"delete_{self.kind}")
+
+
+def parse_label_filters(raw: list[str]) -> dict[str, str]:
+    labels = {}
+    for item in raw:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BadRequest.field("label", f"expected key=value, got {item!r}")
+        labels[key] = value
+    return labels
+
+
+def matches(doc: Doc, labels: dict[str, str], filters: Doc) -> bool:
+    have = doc.get("labels") or {}
+    if any(have.get(k) != v for k, v in labels.items()):
+        return False
+    return all(doc.get(k) == v for k, v in filters.items() if v is not None)
+
+
+def encode_cursor(resource_id: str) -> str:
+    return resource_id
+
+
+def decode_cursor(cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    try:
+        return str(uuid.UUID(cursor))
+    except ValueError:
+        raise BadRequest.field("cursor", "not a cursor returned by this list") from None

@@ -1,0 +1,48 @@
+"""The tenant row: one port group per tenant holding all its ports.
+
+It doubles as the tenant's write lock: every create verifies and bumps its lock counter, so
+two gateway processes creating in one tenant at once cannot both pass the name, idempotency
+and quota checks; the loser's transaction is re-run against the winner's result. It also
+stores the tenant's quota overrides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from gateway.errors import Conflict
+from gateway.ovn import naming
+from gateway.ovn.transaction import Txn
+
+TABLE = "Port_Group"
+KIND = "tenant"
+
+
+def lock(t: Txn, tenant: str) -> Any:
+    row = t.get(TABLE, KIND, tenant)
+    if row is None:
+        # A concurrent creator elsewhere hits the unique name index; the transaction
+        # wrapper re-runs us against a replica that then holds its row.
+        row = t.insert(TABLE, name=naming.tenant_group_name(tenant),
+                       external_ids={**naming.owner_ids(KIND, tenant, tenant),
+                                     naming.LOCK: "1"})
+        return row
+    row.verify("external_ids")
+    counter = int(row.external_ids.get(naming.LOCK, "0")) + 1
+    row.setkey("external_ids", naming.LOCK, str(counter))
+    return row
+
+
+def quota_of(tenant_row: Any, family: str, defaults: Mapping[str, int]) -> int:
+    raw = (tenant_row.external_ids or {}).get(naming.QUOTA + family)
+    return int(raw) if raw is not None else defaults[family]
+
+
+def check_quota(t: Txn, tenant_row: Any, family: str, table: str, kind: str,
+                defaults: Mapping[str, int]) -> None:
+    limit = quota_of(tenant_row, family, defaults)
+    tenant = tenant_row.external_ids.get(naming.TENANT) if tenant_row.external_ids else None
+    used = t.count(table, kind, tenant=tenant) if tenant else 0
+    if used >= limit:
+        raise Conflict(f"quota exceeded: the tenant has {used} of {limit} {family}")
