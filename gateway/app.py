@@ -14,17 +14,19 @@ from flask import Flask, Response, g, request
 from flask_smorest import Api
 
 from gateway import errors, metrics
-from gateway.api import networks, ops, ports
+from gateway.api import networks, ops, ports, tenants
 from gateway.api.common import authenticate
 from gateway.auth import TokenVerifier
 from gateway.config import Settings, from_env
 from gateway.ovn.connection import Northbound
 from gateway.services.networks import NetworkService
 from gateway.services.ports import PortService
+from gateway.services.quotas import QuotaService
 
-RESOURCE_BLUEPRINTS = (networks.blp, ports.blp)
+RESOURCE_BLUEPRINTS = (networks.blp, ports.blp, tenants.blp)
 # Scope family of each blueprint; the view checks it again with the action it performs.
-FAMILY = {"networks": "networks", "ports": "networks"}
+# None: admin-only endpoints.
+FAMILY: dict[str, str | None] = {"networks": "networks", "ports": "networks", "tenants": None}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 audit_log = logging.getLogger("gateway.audit")
 
@@ -58,7 +60,8 @@ def create_app(settings: Settings | None = None, nb: Northbound | None = None,
     )
     nb = nb or Northbound(settings)
     gw = Gateway(settings, nb, TokenVerifier(settings))
-    gw.services = {"networks": NetworkService(nb, settings), "ports": PortService(nb, settings)}
+    gw.services = {"networks": NetworkService(nb, settings), "ports": PortService(nb, settings),
+                   "quotas": QuotaService(nb, settings)}
     app.extensions["gateway"] = gw
     api = Api(app)
     for blp in RESOURCE_BLUEPRINTS:
@@ -81,8 +84,11 @@ def _install_hooks(app: Flask, settings: Settings) -> None:
         g.request_id = rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex
         if request.blueprint in FAMILY and request.method != "OPTIONS":
             who = authenticate()
-            who.require(FAMILY[request.blueprint],
-                        "read" if request.method in ("GET", "HEAD", "OPTIONS") else "write")
+            family = FAMILY[request.blueprint]
+            if family is None:
+                who.require_admin()
+            else:
+                who.require(family, "read" if request.method in ("GET", "HEAD") else "write")
 
     @app.after_request
     def _finish(resp: Response) -> Response:

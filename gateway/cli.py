@@ -20,12 +20,12 @@ DEFAULT_SANDBOX = Path(os.environ.get("GATEWAY_SANDBOX_DIR", Path.home() / ".ovn
 
 def _serve(settings: Settings) -> None:
     """gunicorn with the OVN connection opened in each worker after fork."""
+    # Before prometheus_client is imported: it picks its storage once, at import.
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ovngw-metrics-")
     from gunicorn.app.base import BaseApplication
 
     from gateway.app import create_app
-
-    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ovngw-metrics-")
 
     class _App(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -36,6 +36,7 @@ def _serve(settings: Settings) -> None:
             self.cfg.set("loglevel", settings.log_level.lower())
             self.cfg.set("accesslog", None)
             self.cfg.set("timeout", 60)
+            self.cfg.set("control_socket_disable", True)
             self.cfg.set("post_worker_init", lambda worker: worker.wsgi.extensions[
                 "gateway"].nb.start())
 

@@ -11,10 +11,10 @@ DEFAULT_QUOTAS = {
     "networks": 100,
     "ports": 1000,
     "policies": 100,
-    "load-balancers": 50,
+    "load_balancers": 50,
     "gateways": 20,
-    "floating-ips": 50,
-    "dns-records": 500,
+    "floating_ips": 50,
+    "dns_records": 500,
 }
 
 
@@ -78,7 +78,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     quotas = dict(DEFAULT_QUOTAS)
     for family in quotas:
-        quotas[family] = _int(env, "GATEWAY_QUOTA_" + family.upper().replace("-", "_"),
+        quotas[family] = _int(env, "GATEWAY_QUOTA_" + family.upper(),
                               quotas[family])
     origins = tuple(o.strip() for o in env.get("GATEWAY_CORS_ORIGINS", "").split(",")
                     if o.strip())

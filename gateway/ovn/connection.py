@@ -6,7 +6,9 @@ answers /healthz and says 503 with Retry-After everywhere else until the replica
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +40,24 @@ REQUIRED_COLUMNS = {
     "Port_Group": {"name", "ports", "external_ids"},
 }
 CONSTRAINT_RETRIES = 3
+
+
+def resolve_remotes(remotes: str) -> str:
+    """The OVS Python library only takes addresses; resolve tcp:/ssl: host names first."""
+    resolved = []
+    for remote in (r.strip() for r in remotes.split(",")):
+        proto, _, rest = remote.partition(":")
+        host, _, port = rest.rpartition(":")
+        if proto in ("tcp", "ssl") and host and not host.startswith("["):
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                info = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+                addr = str(info[0][4][0])
+                host = f"[{addr}]" if ":" in addr else addr
+            remote = f"{proto}:{host}:{port}"
+        resolved.append(remote)
+    return ",".join(resolved)
 
 
 class _GatewayIdl(ovs_connection.OvsdbIdl):  # type: ignore[misc]
@@ -96,14 +116,15 @@ class Northbound:
         delay = 0.2
         while not self._stop.is_set():
             try:
-                helper = idlutils.get_schema_helper(self.settings.nb_db, SCHEMA)
+                remotes = resolve_remotes(self.settings.nb_db)
+                helper = idlutils.get_schema_helper(remotes, SCHEMA)
                 if not self._schema_supported(helper.schema_json):
                     LOG.error("unsupported northbound schema: %s", self.schema_error)
                     self._stop.wait(10)
                     continue
                 for table in naming.TABLES:
                     helper.register_table(table)
-                self.idl = _GatewayIdl(self.settings.nb_db, helper,
+                self.idl = _GatewayIdl(remotes, helper,
                                        leader_only=self.settings.leader_only)
                 self.connection = ovs_connection.Connection(self.idl, self.settings.ovn_timeout)
                 self.connection.start()

@@ -10,7 +10,7 @@ from gateway.errors import Conflict, NotFound
 from gateway.ovn import naming
 from gateway.ovn.transaction import Txn
 from gateway.services import ipam
-from gateway.services.networks import LS, LSP, DhcpRows, port_ips
+from gateway.services.networks import LS, LSP, DhcpRows
 from gateway.services.resources import Doc, Resource, stored_doc
 
 ALLOC = naming.PREFIX + "alloc"

@@ -1,0 +1,46 @@
+"""/v1/tenants/{tenant}/quotas and /usage (admin only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, g
+from flask.views import MethodView
+
+from gateway.api.common import Blueprint
+from gateway.auth import TENANT_RE
+from gateway.errors import BadRequest
+from gateway.schemas.tenants import QuotasPatchSchema, QuotasSchema, UsageSchema
+
+blp = Blueprint("tenants", __name__, url_prefix="/v1/tenants",
+                description="Quotas and usage per tenant (admin scope)")
+
+
+def _quotas() -> Any:
+    return current_app.extensions["gateway"].services["quotas"]
+
+
+def _tenant(tenant: str) -> str:
+    if not TENANT_RE.match(tenant):
+        raise BadRequest.field("tenant", "must match ^[a-z0-9][a-z0-9-]{0,62}$")
+    g.audit_resource = tenant
+    return tenant
+
+
+@blp.route("/<string:tenant>/quotas")
+class Quotas(MethodView):
+    @blp.response(200, QuotasSchema)
+    def get(self, tenant: str) -> Any:
+        return _quotas().get(_tenant(tenant))
+
+    @blp.arguments(QuotasPatchSchema, content_type="application/merge-patch+json")
+    @blp.response(200, QuotasSchema)
+    def patch(self, patch: dict[str, Any], tenant: str) -> Any:
+        return _quotas().update(_tenant(tenant), patch)
+
+
+@blp.route("/<string:tenant>/usage")
+class Usage(MethodView):
+    @blp.response(200, UsageSchema)
+    def get(self, tenant: str) -> Any:
+        return _quotas().usage(_tenant(tenant))
