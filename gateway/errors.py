@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, g, json, request
+from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 PROBLEM = "application/problem+json"
@@ -137,6 +138,10 @@ def register(app: Flask) -> None:
     @app.errorhandler(GatewayError)
     def _domain(err: GatewayError) -> Response:
         return problem(err.status, err.title, err.detail, err.errors, err.headers)
+
+    @app.errorhandler(ValidationError)
+    def _invalid(err: ValidationError) -> Response:
+        return validation_problem(err.messages)
 
     @app.errorhandler(HTTPException)
     def _http(err: HTTPException) -> Response:

@@ -144,7 +144,7 @@ class Hostname(_Normalized):
 
 def name_field(**kwargs: Any) -> fields.String:
     return fields.String(validate=validate.Regexp(
-        NAME_RE, error="must match ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"), **kwargs)
+        NAME_RE, error="must match {regex}"), **kwargs)
 
 
 class StrictSchema(Schema):
@@ -166,7 +166,8 @@ class ResourceSchema(StrictSchema):
 
     id = fields.UUID(dump_only=True)
     name = name_field(required=True)
-    tenant_id = fields.String(validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,62}$"),
+    tenant_id = fields.String(validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,62}$",
+                                                       error="must match {regex}"),
                               metadata={"description": "admins only; defaults to the "
                                                        "caller's tenant"})
     description = fields.String(validate=validate.Length(max=1024))
@@ -202,7 +203,8 @@ class ListQuery(StrictSchema):
     cursor = fields.String()
     name = name_field()
     label = fields.List(fields.String())
-    tenant = fields.String(validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,62}$"))
+    tenant = fields.String(validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,62}$",
+                                                    error="must match {regex}"))
 
 
 def list_schema(item: type[Schema], name: str) -> type[Schema]:

@@ -220,12 +220,10 @@ class Resource:
                 if field in patch and patch[field] != old.get(field):
                     raise BadRequest.field(field, "cannot be changed; create a new "
                                                   f"{self.kind} instead")
-            writable = {k: v for k, v in old.items() if k not in META and k not in
-                        self.immutable and k not in self.read_only_fields()}
-            merged = merge_patch(writable, patch)
-            clean = validate(merged)
-            new = {**{k: old[k] for k in META}, **{k: old[k] for k in self.immutable
-                                                   if k in old},
+            writable = {k: v for k, v in old.items()
+                        if k not in META and k not in self.read_only_fields()}
+            clean = validate(merge_patch(writable, patch))  # ValidationError -> 400
+            new = {**{k: old[k] for k in META},
                    **{k: old[k] for k in self.read_only_fields() if k in old}, **clean}
             if new == old:
                 return self.render(row, old)
