@@ -81,7 +81,7 @@ def _install_hooks(app: Flask, settings: Settings) -> None:
         g.started = time.perf_counter()
         app.extensions["gateway"].nb.start()  # no-op once started
         rid = request.headers.get("X-Request-ID", "")
-        g.request_id = rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex
+        g.request_id = rid if _REQUEST_ID.fullmatch(rid) else uuid.uuid4().hex
         if request.blueprint in FAMILY and request.method != "OPTIONS":
             who = authenticate()
             family = FAMILY[request.blueprint]

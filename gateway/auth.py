@@ -104,7 +104,7 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
     sub, tenant, scope = claims.get("sub"), claims.get("tenant"), claims.get("scope", "")
     if not isinstance(sub, str) or not sub:
         raise Unauthorized("claim sub must be a non-empty string")
-    if not isinstance(tenant, str) or not TENANT_RE.match(tenant):
+    if not isinstance(tenant, str) or not TENANT_RE.fullmatch(tenant):
         raise Unauthorized("claim tenant must match ^[a-z0-9][a-z0-9-]{0,62}$")
     if not isinstance(scope, str):
         raise Unauthorized("claim scope must be a space-separated string")

@@ -65,7 +65,7 @@ def cmd_token(args: argparse.Namespace) -> int:
     settings = from_env()
     if not settings.jwt_secret:
         raise ConfigError("token needs GATEWAY_JWT_SECRET (it mints HS256 tokens)")
-    if not TENANT_RE.match(args.tenant):
+    if not TENANT_RE.fullmatch(args.tenant):
         raise ConfigError("--tenant must match ^[a-z0-9][a-z0-9-]{0,62}$")
     print(mint(settings.jwt_secret, args.tenant, args.scope, args.sub, args.ttl,
                settings.jwt_issuer, settings.jwt_audience))

@@ -46,7 +46,7 @@ def if_match() -> int | None:
     raw = request.headers.get("If-Match")
     if raw is None or raw.strip() == "*":
         return None
-    match = _IF_MATCH.match(raw)
+    match = _IF_MATCH.fullmatch(raw)
     if not match:
         raise BadRequest.field("If-Match", 'expected a revision as returned in ETag, e.g. "3"')
     return int(match.group(1))
@@ -56,7 +56,7 @@ def idempotency_key() -> str | None:
     raw = request.headers.get("Idempotency-Key")
     if raw is None:
         return None
-    if not _IDEMPOTENCY.match(raw):
+    if not _IDEMPOTENCY.fullmatch(raw):
         raise BadRequest.field("Idempotency-Key", "1 to 255 printable ASCII characters")
     return raw
 

@@ -21,7 +21,7 @@ def _quotas() -> Any:
 
 
 def _tenant(tenant: str) -> str:
-    if not TENANT_RE.match(tenant):
+    if not TENANT_RE.fullmatch(tenant):
         raise BadRequest.field("tenant", "must match ^[a-z0-9][a-z0-9-]{0,62}$")
     g.audit_resource = tenant
     return tenant

@@ -24,9 +24,9 @@ _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 def label_key_errors(key: str) -> str | None:
     """Kubernetes label key: optional DNS-subdomain prefix, '/', then a 63-char name."""
     prefix, _, name = key.rpartition("/")
-    if "/" in key and not _DNS_SUBDOMAIN.match(prefix):
+    if "/" in key and not _DNS_SUBDOMAIN.fullmatch(prefix):
         return f"label key prefix {prefix!r} is not a DNS subdomain"
-    if not _LABEL_NAME.match(name):
+    if not _LABEL_NAME.fullmatch(name):
         return f"label key {key!r} is not a valid label name"
     return None
 
@@ -42,7 +42,7 @@ class Labels(fields.Dict):
         errors = {}
         for key, val in result.items():
             problem = label_key_errors(key)
-            if problem is None and val is not None and not _LABEL_VALUE.match(val):
+            if problem is None and val is not None and not _LABEL_VALUE.fullmatch(val):
                 problem = f"label value {val!r} is not a valid label value"
             if problem:
                 errors[key] = [problem]
@@ -113,7 +113,7 @@ class MAC(_Normalized):
 
     def normalize(self, value: str) -> str:
         mac = value.lower().replace("-", ":")
-        if not _MAC.match(mac):
+        if not _MAC.fullmatch(mac):
             raise ValueError("expected six hex octets")
         if int(mac[:2], 16) & 1:
             raise ValueError("multicast address")
@@ -127,7 +127,7 @@ class FQDN(_Normalized):
 
     def normalize(self, value: str) -> str:
         name = value.lower()
-        if not _FQDN.match(name):
+        if not _FQDN.fullmatch(name):
             raise ValueError("labels of letters, digits and '-', at most 253 characters")
         return name.rstrip(".")
 
@@ -137,13 +137,25 @@ class Hostname(_Normalized):
 
     def normalize(self, value: str) -> str:
         name = value.lower()
-        if not _HOSTNAME.match(name):
+        if not _HOSTNAME.fullmatch(name):
             raise ValueError("one DNS label: letters, digits and '-', at most 63 characters")
         return name
 
 
+class FullRegexp(validate.Regexp):
+    """Regexp that must match the whole value: `$` alone lets a trailing newline through."""
+
+    def __call__(self, value: Any) -> Any:
+        if not isinstance(value, str) or self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
+TENANT_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
 def name_field(**kwargs: Any) -> fields.String:
-    return fields.String(validate=validate.Regexp(
+    return fields.String(validate=FullRegexp(
         NAME_RE, error="must match {regex}"), **kwargs)
 
 
@@ -166,7 +178,7 @@ class ResourceSchema(StrictSchema):
 
     id = fields.UUID(dump_only=True)
     name = name_field(required=True)
-    tenant_id = fields.String(validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,62}$",
+    tenant_id = fields.String(validate=FullRegexp(TENANT_PATTERN,
                                                        error="must match {regex}"),
                               metadata={"description": "admins only; defaults to the "
                                                        "caller's tenant"})
@@ -203,7 +215,7 @@ class ListQuery(StrictSchema):
     cursor = fields.String()
     name = name_field()
     label = fields.List(fields.String())
-    tenant = fields.String(validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,62}$",
+    tenant = fields.String(validate=FullRegexp(TENANT_PATTERN,
                                                     error="must match {regex}"))
 
 
