@@ -146,7 +146,8 @@ class FullRegexp(validate.Regexp):
     """Regexp that must match the whole value: `$` alone lets a trailing newline through."""
 
     def __call__(self, value: Any) -> Any:
-        if not isinstance(value, str) or self.regex.fullmatch(value) is None:
+        pattern: Any = self.regex
+        if not isinstance(value, str) or pattern.fullmatch(value) is None:
             raise ValidationError(self._format_error(value))
         return value
 
