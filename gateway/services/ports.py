@@ -108,6 +108,13 @@ class PortService(Resource):
     def parent_key(self, doc: Doc) -> str | None:
         return str(doc["network_id"])
 
+    def default_tenant(self, principal: Principal, parent_id: str | None) -> str:
+        """An admin creating a port acts for the network's tenant unless it names one."""
+        entry = self.nb.index(LS).by_id("network", str(parent_id))
+        if principal.is_admin and entry is not None:
+            return entry.tenant
+        return principal.tenant
+
     def resolve_parent(self, t: Txn, principal: Principal, tenant: str,
                        parent_id: str | None) -> Any:
         ls = self.locate(t, principal, str(parent_id), field="network_id", kind="network",

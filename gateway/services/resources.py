@@ -88,11 +88,14 @@ class Resource:
         return None
 
     # -- shared plumbing ------------------------------------------------------------------
-    def tenant_of(self, principal: Principal, body: Doc) -> str:
+    def tenant_of(self, principal: Principal, body: Doc, parent_id: str | None) -> str:
         tenant = body.pop("tenant_id", None)
         if tenant is not None and not principal.is_admin:
             raise BadRequest.field("tenant_id", "read-only field")
-        return tenant or principal.tenant
+        return tenant or self.default_tenant(principal, parent_id)
+
+    def default_tenant(self, principal: Principal, parent_id: str | None) -> str:
+        return principal.tenant
 
     def visible(self, principal: Principal, tenant: str) -> bool:
         return principal.is_admin or tenant == principal.tenant
@@ -181,7 +184,7 @@ class Resource:
     def create(self, principal: Principal, body: Doc, idempotency_key: str | None = None,
                parent_id: str | None = None) -> tuple[Doc, bool]:
         """Returns the resource and whether it was created now (False: idempotent replay)."""
-        tenant = self.tenant_of(principal, body)
+        tenant = self.tenant_of(principal, body, parent_id)
         digest = body_hash({"body": body, "parent": parent_id, "tenant": tenant})
 
         def change(t: Txn) -> tuple[Doc, bool]:
