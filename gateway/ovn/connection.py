@@ -33,11 +33,12 @@ T = TypeVar("T")
 SCHEMA = "OVN_Northbound"
 # Columns the gateway writes; a server schema without them is not one we support.
 REQUIRED_COLUMNS = {
-    "Logical_Switch": {"name", "ports", "external_ids", "other_config"},
+    "Logical_Switch": {"name", "ports", "external_ids", "other_config", "dns_records"},
     "Logical_Switch_Port": {"name", "addresses", "port_security", "enabled", "up",
                             "dhcpv4_options", "dhcpv6_options", "external_ids"},
     "DHCP_Options": {"cidr", "options", "external_ids"},
     "Port_Group": {"name", "ports", "external_ids"},
+    "DNS": {"records", "external_ids"},
 }
 CONSTRAINT_RETRIES = 3
 

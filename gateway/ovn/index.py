@@ -30,6 +30,7 @@ class Entry:
     name: str | None
     parent: str | None
     idempotency: str | None
+    keys: tuple[tuple[str, str], ...] = ()
 
 
 def _committed_external_ids(row: Any) -> dict[str, str] | None:
@@ -62,6 +63,9 @@ class OwnedIndex:
         keys = [(e.kind,), (e.kind, "tenant", e.tenant)]
         if e.parent:
             keys.append((e.kind, "parent", e.parent))
+        for name, value in e.keys:
+            keys.append((e.kind, "key", name, value))
+            keys.append((e.kind, "key", name, value, e.tenant))
         return keys
 
     def add(self, row: Any) -> None:
@@ -70,7 +74,9 @@ class OwnedIndex:
             return
         entry = Entry(row.uuid, ids[naming.KIND], ids[naming.ID], ids.get(naming.TENANT, ""),
                       ids.get(naming.NAME), ids.get(naming.PARENT),
-                      ids.get(naming.IDEMPOTENCY, "").split("\n", 1)[0] or None)
+                      ids.get(naming.IDEMPOTENCY, "").split("\n", 1)[0] or None,
+                      tuple((k[len(naming.KEY):], v) for k, v in sorted(ids.items())
+                            if k.startswith(naming.KEY)))
         with self._lock:
             self._discard(row.uuid)
             self._by_uuid[row.uuid] = entry
@@ -130,6 +136,12 @@ class OwnedIndex:
         if tenant is not None:
             return (kind, "tenant", tenant)
         return (kind,)
+
+    def ids_by_key(self, kind: str, name: str, value: str,
+                   tenant: str | None = None) -> list[str]:
+        key = (kind, "key", name, value) + ((tenant,) if tenant is not None else ())
+        with self._lock:
+            return list(self._sorted.get(key, ()))
 
     def ids(self, kind: str, tenant: str | None = None, parent: str | None = None,
             after: str | None = None) -> Iterator[str]:

@@ -17,9 +17,11 @@ REVISION = PREFIX + "revision"
 DOC = PREFIX + "doc"
 LOCK = PREFIX + "lock"
 QUOTA = PREFIX + "quota:"
+# Secondary lookup keys: `ovn-nb-gateway:key:<name>` = value, indexed per kind and tenant.
+KEY = PREFIX + "key:"
 
 # Tables the gateway monitors; nothing else is replicated into the process.
-TABLES = ("Logical_Switch", "Logical_Switch_Port", "DHCP_Options", "Port_Group")
+TABLES = ("Logical_Switch", "Logical_Switch_Port", "DHCP_Options", "Port_Group", "DNS")
 
 
 def switch_name(network_id: str) -> str:

@@ -38,6 +38,14 @@ class Txn:
             if row is not None:
                 yield row
 
+    def rows_by_key(self, table: str, kind: str, name: str, value: str,
+                    tenant: str | None = None) -> Iterator[Any]:
+        index = self.indexes[table]
+        for resource_id in index.ids_by_key(kind, name, value, tenant):
+            row = self._row(table, index.by_id(kind, resource_id))
+            if row is not None:
+                yield row
+
     def count(self, table: str, kind: str, tenant: str | None = None,
               parent: str | None = None) -> int:
         return self.indexes[table].count(kind, tenant, parent)

@@ -8,8 +8,8 @@ from typing import Any
 from gateway.errors import BadRequest, Conflict
 from gateway.ovn import naming
 from gateway.ovn.transaction import Txn
-from gateway.services import dhcp, ipam
-from gateway.services.resources import Doc, Resource
+from gateway.services import dhcp, dns, ipam
+from gateway.services.resources import Doc, Resource, stored_doc
 
 LS = "Logical_Switch"
 LSP = "Logical_Switch_Port"
@@ -93,7 +93,11 @@ class NetworkService(Resource):
         complete_network(doc)
         row = t.insert(LS, name=naming.switch_name(doc["id"]))
         self.dhcp.sync(t, doc["id"], doc["tenant_id"], doc, {})
+        dns.link_new_network(t, row, doc["tenant_id"])
         return row
+
+    def lookup_keys(self, doc: Doc) -> dict[str, str]:
+        return {"dns_domain": doc["dns_domain"]} if doc.get("dns_domain") else {}
 
     def apply_update(self, t: Txn, row: Any, old: Doc, new: Doc) -> None:
         complete_network(new)
@@ -104,6 +108,9 @@ class NetworkService(Resource):
         rows = self.dhcp.sync(t, new["id"], new["tenant_id"], new, {})
         from gateway.services.ports import relink_ports  # ports depend on networks, not back
         relink_ports(t, self.dhcp, new, rows)
+        if new.get("dns_domain") != old.get("dns_domain"):
+            for port in t.rows(LSP, "port", parent=new["id"]):
+                dns.sync_port_record(t, stored_doc(port), port.name, new, row)
 
     def remove(self, t: Txn, row: Any, doc: Doc, cascade: bool) -> None:
         ports = list(t.rows(LSP, "port", parent=doc["id"]))
@@ -112,10 +119,12 @@ class NetworkService(Resource):
         for port in ports:
             for dhcp_row in self.dhcp.rows(t, port.name).values():
                 dhcp_row.delete()
+            dns.sync_port_record(t, None, port.name, None, row)
             row.delvalue("ports", port)
             port.delete()
         for dhcp_row in self.dhcp.rows(t, doc["id"]).values():
             dhcp_row.delete()
+        dns.forget_network(t, doc["id"])
         row.delete()
 
 

@@ -9,7 +9,7 @@ from gateway.auth import Principal
 from gateway.errors import Conflict, NotFound
 from gateway.ovn import naming
 from gateway.ovn.transaction import Txn
-from gateway.services import ipam
+from gateway.services import dns, ipam
 from gateway.services.networks import LS, LSP, DhcpRows
 from gateway.services.resources import Doc, Resource, stored_doc
 
@@ -136,6 +136,7 @@ class PortService(Resource):
         parent.addvalue("ports", lsp)
         bump_allocation(parent)
         tenant_row.addvalue("ports", lsp)
+        dns.sync_port_record(t, doc, doc["id"], network, parent)
         return lsp
 
     def apply_update(self, t: Txn, row: Any, old: Doc, new: Doc) -> None:
@@ -144,11 +145,13 @@ class PortService(Resource):
             assign_addresses(t, network, new, self.settings.mac_prefix, skip_port=old["id"])
             bump_allocation(ls)
         write_port_columns(row, new, port_dhcp_rows(t, self.dhcp, network, new))
+        dns.sync_port_record(t, new, new["id"], network, ls)
 
     def remove(self, t: Txn, row: Any, doc: Doc, cascade: bool) -> None:
         ls, _ = self.network_of(t, doc)
         for dhcp_row in self.dhcp.rows(t, doc["id"]).values():
             dhcp_row.delete()
+        dns.sync_port_record(t, None, doc["id"], None, ls)
         ls.delvalue("ports", row)
         row.delete()
 

@@ -13,7 +13,8 @@ from gateway.ovn.transaction import Txn
 from gateway.services import tenants
 
 # Which rows count against each quota; families not built yet count zero.
-COUNTED = {"networks": ("Logical_Switch", "network"), "ports": ("Logical_Switch_Port", "port")}
+COUNTED = {"networks": ("Logical_Switch", "network"), "ports": ("Logical_Switch_Port", "port"),
+           "dns_records": ("DNS", "dns-record")}
 
 
 class QuotaService:

@@ -80,6 +80,9 @@ class Resource:
     def derive(self, row: Any, doc: Doc) -> Doc:
         return doc
 
+    def before_change(self, doc: Doc) -> None:
+        """Refuse an update or delete of this resource before anything is validated."""
+
     def resolve_parent(self, t: Txn, principal: Principal, tenant: str,
                        parent_id: str | None) -> Any:
         return None
@@ -112,17 +115,11 @@ class Resource:
         return row
 
     def write_ownership(self, row: Any, doc: Doc, idempotency: str | None = None) -> None:
-        ids = dict(getattr(row, "external_ids", None) or {})
-        ids.update(naming.owner_ids(self.kind, doc["id"], doc["tenant_id"]))
-        ids[naming.NAME] = doc["name"]
-        ids[naming.REVISION] = str(doc["revision"])
-        ids[naming.DOC] = json.dumps(doc, sort_keys=True, separators=(",", ":"))
-        parent = self.parent_key(doc)
-        if parent:
-            ids[naming.PARENT] = parent
-        if idempotency:
-            ids[naming.IDEMPOTENCY] = idempotency
-        row.external_ids = ids
+        own(row, self.kind, doc, self.parent_key(doc), idempotency, self.lookup_keys(doc))
+
+    def lookup_keys(self, doc: Doc) -> dict[str, str]:
+        """Secondary keys the index should find this resource by."""
+        return {}
 
     def render(self, row: Any, doc: Doc) -> Doc:
         return self.derive(row, doc)
@@ -219,6 +216,7 @@ class Resource:
             row.verify("external_ids")  # a concurrent write elsewhere re-runs this check
             old = stored_doc(row)
             check_if_match(old, if_match)
+            self.before_change(old)
             for field in self.immutable:
                 if field in patch and patch[field] != old.get(field):
                     raise BadRequest.field(field, "cannot be changed; create a new "
@@ -252,9 +250,27 @@ class Resource:
             row.verify("external_ids")
             doc = stored_doc(row)
             check_if_match(doc, if_match)
+            self.before_change(doc)
             self.remove(t, row, doc, cascade)
 
         self.nb.transact(change, f"delete_{self.kind}")
+
+
+def own(row: Any, kind: str, doc: Doc, parent: str | None = None,
+        idempotency: str | None = None, keys: dict[str, str] | None = None) -> None:
+    """Stamp a row with its owner and the API document it stores."""
+    ids = {k: v for k, v in (getattr(row, "external_ids", None) or {}).items()
+           if not k.startswith(naming.KEY)}
+    ids.update(naming.owner_ids(kind, doc["id"], doc["tenant_id"]))
+    ids[naming.NAME] = doc["name"]
+    ids[naming.REVISION] = str(doc["revision"])
+    ids[naming.DOC] = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    if parent:
+        ids[naming.PARENT] = parent
+    if idempotency:
+        ids[naming.IDEMPOTENCY] = idempotency
+    ids.update({naming.KEY + k: v for k, v in (keys or {}).items()})
+    row.external_ids = ids
 
 
 def parse_label_filters(raw: list[str]) -> dict[str, str]:

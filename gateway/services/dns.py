@@ -1,0 +1,170 @@
+"""DNS records served by OVN's own responder: a DNS row per record, referenced from the
+logical switches of the networks that should resolve it.
+
+User records name their networks or (without `networks`) cover every network of the tenant,
+now and later. Ports with a `hostname` on a network with a `dns_domain` get an automatic
+record (A/AAAA and PTR) that follows the port in the same transaction.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import uuid
+from typing import Any
+
+from gateway.errors import BadRequest, Conflict, NotFound
+from gateway.ovn import naming
+from gateway.ovn.transaction import Txn
+from gateway.services.resources import Doc, Resource, now, own, stored_doc
+
+DNS = "DNS"
+LS = "Logical_Switch"
+KIND = "dns-record"
+AUTO_NAMESPACE = uuid.UUID("4d1f3c52-4b8e-4a57-9a3e-6f1d8c2b7e10")
+
+
+def ovn_records(fqdn: str, ips: list[str], with_ptr: bool) -> dict[str, str]:
+    records = {fqdn: " ".join(ips)}
+    if with_ptr:
+        for ip in ips:
+            records[ipaddress.ip_address(ip).reverse_pointer] = fqdn
+    return records
+
+
+def check_fqdn(t: Txn, tenant: str, fqdn: str, own_id: str | None, field: str) -> None:
+    """One name, one record per tenant; and no names inside another tenant's zone."""
+    for row in t.rows_by_key(DNS, KIND, "fqdn", fqdn, tenant):
+        if row.external_ids.get(naming.ID) != own_id:
+            raise Conflict.field(field, f"{fqdn} already has a record")
+    labels = fqdn.split(".")
+    for i in range(len(labels) - 1):
+        zone = ".".join(labels[i:])
+        owners = {r.external_ids.get(naming.TENANT)
+                  for r in t.rows_by_key(LS, "network", "dns_domain", zone)}
+        if owners and tenant not in owners:
+            raise Conflict.field(field, f"{zone} is the DNS domain of another tenant's network")
+
+
+def switches_for(t: Txn, tenant: str, doc: Doc) -> dict[str, Any]:
+    if doc.get("networks") is None:
+        return {r.external_ids[naming.ID]: r for r in t.rows(LS, "network", tenant=tenant)}
+    found = {}
+    for i, network_id in enumerate(doc["networks"]):
+        row = t.get(LS, "network", str(network_id))
+        if row is None or row.external_ids.get(naming.TENANT) != tenant:
+            raise NotFound.field(f"networks.{i}", "network")
+        found[str(network_id)] = row
+    return found
+
+
+def relink(t: Txn, record: Any, before: dict[str, Any], after: dict[str, Any]) -> None:
+    for network_id, ls in before.items():
+        if network_id not in after:
+            ls.delvalue("dns_records", record)
+    for network_id, ls in after.items():
+        if network_id not in before:
+            ls.addvalue("dns_records", record)
+
+
+def record_keys(doc: Doc) -> dict[str, str]:
+    keys = {"fqdn": doc["fqdn"]}
+    if doc.get("networks") is None:
+        keys["scope"] = "all"
+    for network_id in doc.get("networks") or []:
+        keys["net." + str(network_id)] = "1"
+    return keys
+
+
+def forget_network(t: Txn, network_id: str) -> None:
+    """Records that named a deleted network stop naming it (OVN drops the weak reference)."""
+    for row in list(t.rows_by_key(DNS, KIND, "net." + network_id, "1")):
+        doc = stored_doc(row)
+        if doc.get("auto"):
+            continue
+        doc["networks"] = [n for n in doc["networks"] if str(n) != network_id]
+        doc["revision"] += 1
+        doc["updated_at"] = now()
+        own(row, KIND, doc, None, keys=record_keys(doc))
+
+
+def link_new_network(t: Txn, ls: Any, tenant: str) -> None:
+    """A new network resolves the tenant's records that cover every network."""
+    for record in t.rows_by_key(DNS, KIND, "scope", "all", tenant):
+        ls.addvalue("dns_records", record)
+
+
+def sync_port_record(t: Txn, port: Doc | None, port_id: str, network: Doc | None,
+                     ls: Any) -> None:
+    """Create, update or delete the automatic record of one port."""
+    record_id = str(uuid.uuid5(AUTO_NAMESPACE, port_id))
+    row = t.get(DNS, KIND, record_id)
+    wanted = bool(port and network and port.get("hostname") and network.get("dns_domain"))
+    if not wanted:
+        if row is not None:
+            row.delete()
+        return
+    assert port is not None and network is not None
+    fqdn = f"{port['hostname']}.{network['dns_domain']}"
+    check_fqdn(t, port["tenant_id"], fqdn, record_id, "hostname")
+    old = stored_doc(row) if row is not None else None
+    stamp = now()
+    doc = {"id": record_id, "name": "auto-" + port_id, "tenant_id": port["tenant_id"],
+           "fqdn": fqdn, "ips": list(port["ips"]), "networks": [network["id"]], "auto": True,
+           "port_id": port_id, "labels": {},
+           "description": f"automatic record of port {port['name']}",
+           "created_at": old["created_at"] if old else stamp}
+    if old is not None and all(old.get(k) == v for k, v in doc.items()):
+        return
+    doc["updated_at"] = stamp
+    doc["revision"] = old["revision"] + 1 if old else 1
+    records = ovn_records(fqdn, doc["ips"], with_ptr=True)
+    if row is None:
+        row = t.insert(DNS, records=records)
+        ls.addvalue("dns_records", row)
+    else:
+        row.records = records
+    own(row, KIND, doc, port_id, keys={"fqdn": fqdn})
+
+
+class DnsRecordService(Resource):
+    kind = KIND
+    family = "dns"
+    quota = "dns_records"
+    table = DNS
+
+    def write_new(self, t: Txn, doc: Doc, parent: Any, tenant_row: Any) -> Any:
+        if doc["name"].startswith("auto-"):
+            raise BadRequest.field("name", "names starting with auto- are reserved")
+        check_fqdn(t, doc["tenant_id"], doc["fqdn"], None, "fqdn")
+        doc["auto"] = False
+        switches = switches_for(t, doc["tenant_id"], doc)
+        row = t.insert(DNS, records=ovn_records(doc["fqdn"], doc["ips"], with_ptr=False))
+        relink(t, row, {}, switches)
+        return row
+
+    def before_change(self, doc: Doc) -> None:
+        self._refuse_auto(doc)
+
+    def apply_update(self, t: Txn, row: Any, old: Doc, new: Doc) -> None:
+        if new["name"].startswith("auto-"):
+            raise BadRequest.field("name", "names starting with auto- are reserved")
+        check_fqdn(t, new["tenant_id"], new["fqdn"], new["id"], "fqdn")
+        new["auto"] = False
+        row.records = ovn_records(new["fqdn"], new["ips"], with_ptr=False)
+        relink(t, row, switches_for(t, old["tenant_id"], old),
+               switches_for(t, new["tenant_id"], new))
+
+    def remove(self, t: Txn, row: Any, doc: Doc, cascade: bool) -> None:
+        row.delete()  # Logical_Switch.dns_records holds weak references
+
+    def lookup_keys(self, doc: Doc) -> dict[str, str]:
+        return record_keys(doc)
+
+    def read_only_fields(self) -> tuple[str, ...]:
+        return ("auto", "port_id")
+
+    @staticmethod
+    def _refuse_auto(doc: Doc) -> None:
+        if doc.get("auto"):
+            raise Conflict("automatic record: change the port's hostname or the network's "
+                           "dns_domain instead")
