@@ -88,9 +88,8 @@ def problem(status: int, title: str, detail: str | None = None,
         "detail": detail or title,
         "instance": request.path,
         "request_id": g.get("request_id"),
+        "errors": errors or {},
     }
-    if errors:
-        body["errors"] = errors
     resp = Response(json.dumps(body), status=status, mimetype=PROBLEM)
     for key, value in (headers or {}).items():
         resp.headers[key] = value

@@ -10,6 +10,7 @@ built from committed row data only and removed by row uuid.
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import uuid as uuidlib
 from collections.abc import Iterator
@@ -41,6 +42,20 @@ def _committed_external_ids(row: Any) -> dict[str, str] | None:
     return value if isinstance(value, dict) else None
 
 
+def _is_owned(ids: dict[str, str]) -> bool:
+    """Only complete stamps count: a row imitating a few of our keys stays someone else's."""
+    if not (ids.get(naming.KIND) and ids.get(naming.ID) and ids.get(naming.TENANT)):
+        return False
+    if ids[naming.KIND] not in naming.DOCUMENT_KINDS:
+        return True
+    try:
+        doc = json.loads(ids.get(naming.DOC, ""))
+    except ValueError:
+        return False
+    return (isinstance(doc, dict) and doc.get("id") == ids[naming.ID]
+            and doc.get("tenant_id") == ids[naming.TENANT] and naming.NAME in ids)
+
+
 class OwnedIndex:
     """One per monitored table; keyed by the ownership keys of naming.py."""
 
@@ -70,7 +85,7 @@ class OwnedIndex:
 
     def add(self, row: Any) -> None:
         ids = _committed_external_ids(row)
-        if not ids or naming.KIND not in ids or naming.ID not in ids:
+        if not ids or not _is_owned(ids):
             return
         entry = Entry(row.uuid, ids[naming.KIND], ids[naming.ID], ids.get(naming.TENANT, ""),
                       ids.get(naming.NAME), ids.get(naming.PARENT),

@@ -17,6 +17,8 @@ REVISION = PREFIX + "revision"
 DOC = PREFIX + "doc"
 LOCK = PREFIX + "lock"
 QUOTA = PREFIX + "quota:"
+# Kinds whose rows carry the API document (DOC); the others are internal rows.
+DOCUMENT_KINDS = frozenset({"network", "port", "dns-record"})
 # Secondary lookup keys: `ovn-nb-gateway:key:<name>` = value, indexed per kind and tenant.
 KEY = PREFIX + "key:"
 

@@ -201,6 +201,10 @@ def patch_schema(base: type[Schema], immutable: tuple[str, ...] = (),
         clone.required = False
         clone.load_default = missing
         clone.allow_none = True
+        if isinstance(clone, Labels) and clone.value_field is not None:
+            # Field copies are shallow: give the clone a value field of its own.
+            clone.value_field = copy.copy(clone.value_field)
+            clone.value_field.allow_none = True  # {"labels": {"k": null}} removes k
         if isinstance(clone, fields.Nested) and isinstance(clone.nested, type):
             clone.nested = patch_schema(clone.nested, name=f"{clone.nested.__name__}Patch")
         declared[key] = clone
