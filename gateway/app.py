@@ -14,21 +14,22 @@ from flask import Flask, Response, g, request
 from flask_smorest import Api
 
 from gateway import errors, metrics
-from gateway.api import dns, networks, ops, ports, tenants
+from gateway.api import dns, networks, ops, policies, ports, tenants
 from gateway.api.common import authenticate
 from gateway.auth import TokenVerifier
 from gateway.config import Settings, from_env
 from gateway.ovn.connection import Northbound
 from gateway.services.dns import DnsRecordService
 from gateway.services.networks import NetworkService
+from gateway.services.policies import PolicyService
 from gateway.services.ports import PortService
 from gateway.services.quotas import QuotaService
 
-RESOURCE_BLUEPRINTS = (networks.blp, ports.blp, dns.blp, tenants.blp)
+RESOURCE_BLUEPRINTS = (networks.blp, ports.blp, policies.blp, dns.blp, tenants.blp)
 # Scope family of each blueprint; the view checks it again with the action it performs.
 # None: admin-only endpoints.
 FAMILY: dict[str, str | None] = {"networks": "networks", "ports": "networks", "dns": "dns",
-                                 "tenants": None}
+                                 "policies": "policies", "tenants": None}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 audit_log = logging.getLogger("gateway.audit")
 
@@ -63,7 +64,8 @@ def create_app(settings: Settings | None = None, nb: Northbound | None = None,
     nb = nb or Northbound(settings)
     gw = Gateway(settings, nb, TokenVerifier(settings))
     gw.services = {"networks": NetworkService(nb, settings), "ports": PortService(nb, settings),
-                   "dns": DnsRecordService(nb, settings), "quotas": QuotaService(nb, settings)}
+                   "dns": DnsRecordService(nb, settings), "quotas": QuotaService(nb, settings),
+                   "policies": PolicyService(nb, settings)}
     app.extensions["gateway"] = gw
     api = Api(app)
     for blp in RESOURCE_BLUEPRINTS:

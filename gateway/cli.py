@@ -75,14 +75,44 @@ def cmd_token(args: argparse.Namespace) -> int:
 def cmd_sandbox(args: argparse.Namespace) -> int:
     directory = Path(args.dir).resolve()
     if args.action == "start":
-        box = sandbox.start(directory, args.tcp_port)
+        box = sandbox.start(directory, args.tcp_port, dataplane=args.dataplane)
+        export = f"OVN_NB_DB={box.nb_unix}"
+        if box.sb_unix:
+            export += f" OVN_SB_DB={box.sb_unix}"
         print(json.dumps({"dir": str(box.dir), "nb": box.nb_unix, "nb_tcp": box.nb_tcp,
-                          "pid": box.pid, "export": f"OVN_NB_DB={box.nb_unix}"}))
+                          "pid": box.pid, "dataplane": box.dataplane, "sb": box.sb_unix,
+                          "export": export}))
     elif args.action == "stop":
         print("stopped" if sandbox.stop(directory) else "not running")
+    elif args.action == "host":
+        return _cmd_sandbox_host(args, directory)
     else:
         print(json.dumps(sandbox.status(directory), default=str))
     return 0
+
+
+def _cmd_sandbox_host(args: argparse.Namespace, directory: Path) -> int:
+    from dataclasses import asdict
+
+    from gateway import hosts
+
+    if args.host_action == "add":
+        mac = hosts.port_mac(f"unix:{directory / 'nb.sock'}", args.port)
+        host = hosts.add_host(directory, args.name, args.port, mac, args.ip, args.gateway)
+        print(json.dumps(asdict(host)))
+        return 0
+    if args.host_action == "exec":
+        command = args.command[1:] if args.command[:1] == ["--"] else args.command
+        if not command:
+            raise sandbox.SandboxError("host exec needs a command after --")
+        # Output streams through; the command's exit status becomes ours.
+        return hosts.exec_in_host(directory, args.name, command, timeout=None,
+                                  capture=False).returncode
+    if hosts.del_host(directory, args.name):
+        print("deleted")
+        return 0
+    print(f"no host {args.name!r}", file=sys.stderr)
+    return 1
 
 
 def cmd_openapi(args: argparse.Namespace) -> int:
@@ -138,11 +168,34 @@ def build_parser() -> argparse.ArgumentParser:
     tok.add_argument("--sub", default="cli")
     tok.add_argument("--ttl", type=int, default=3600, help="seconds")
     tok.set_defaults(fn=cmd_token)
-    box = sub.add_parser("sandbox", help="a local OVN northbound database")
-    box.add_argument("action", choices=["start", "stop", "status"])
+    box = sub.add_parser("sandbox", help="a local OVN sandbox (NB database, optional data plane)")
+    # --dir and --tcp-port are accepted before or after the action.
     box.add_argument("--dir", default=str(DEFAULT_SANDBOX))
     box.add_argument("--tcp-port", type=int, default=None)
-    box.set_defaults(fn=cmd_sandbox)
+    box.set_defaults(fn=cmd_sandbox, dataplane=False)
+    in_dir = argparse.ArgumentParser(add_help=False)
+    in_dir.add_argument("--dir", default=argparse.SUPPRESS, help="the sandbox folder")
+    actions = box.add_subparsers(dest="action", required=True)
+    box_start = actions.add_parser("start", parents=[in_dir], help="start (or complete) it")
+    box_start.add_argument("--tcp-port", type=int, default=argparse.SUPPRESS)
+    box_start.add_argument("--dataplane", action="store_true",
+                           help="also SB, ovn-northd, ovs-vswitchd and ovn-controller (root)")
+    actions.add_parser("stop", parents=[in_dir], help="stop its daemons, delete its hosts")
+    actions.add_parser("status", parents=[in_dir], help="its daemons and hosts, as JSON")
+    host = actions.add_parser("host", help="hosts (network namespaces) on its data plane")
+    host_actions = host.add_subparsers(dest="host_action", required=True)
+    host_add = host_actions.add_parser("add", parents=[in_dir],
+                                       help="a host wired to a logical switch port")
+    host_add.add_argument("name")
+    host_add.add_argument("--port", required=True, help="the logical switch port (API port id)")
+    host_add.add_argument("--ip", default=None, help="address/prefix to set, e.g. 10.0.0.5/24")
+    host_add.add_argument("--gateway", default=None, help="default route via this address")
+    host_exec = host_actions.add_parser("exec", parents=[in_dir],
+                                        help="run a command in a host: exec NAME -- CMD...")
+    host_exec.add_argument("name")
+    host_exec.add_argument("command", nargs=argparse.REMAINDER)
+    host_del = host_actions.add_parser("del", parents=[in_dir], help="delete a host")
+    host_del.add_argument("name")
     spec = sub.add_parser("openapi", help="write the OpenAPI document (YAML)")
     spec.add_argument("--output", "-o", default="openapi/openapi.yaml")
     spec.set_defaults(fn=cmd_openapi)

@@ -25,6 +25,7 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class Settings:
     nb_db: str = "unix:/var/run/ovn/ovnnb_db.sock"
+    sb_db: str | None = None  # OVN_SB_DB: the southbound database, when one is used
     ssl_key: str | None = None
     ssl_cert: str | None = None
     ssl_ca: str | None = None
@@ -84,6 +85,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
                     if o.strip())
     return Settings(
         nb_db=env.get("OVN_NB_DB", Settings.nb_db),
+        sb_db=env.get("OVN_SB_DB") or None,
         ssl_key=env.get("OVN_NB_SSL_KEY") or None,
         ssl_cert=env.get("OVN_NB_SSL_CERT") or None,
         ssl_ca=env.get("OVN_NB_SSL_CA") or None,

@@ -39,6 +39,11 @@ REQUIRED_COLUMNS = {
     "DHCP_Options": {"cidr", "options", "external_ids"},
     "Port_Group": {"name", "ports", "external_ids"},
     "DNS": {"records", "external_ids"},
+    "Address_Set": {"name", "addresses", "external_ids"},
+    "ACL": {"direction", "priority", "match", "action", "name", "log", "severity", "meter",
+            "external_ids"},
+    "Meter": {"name", "unit", "bands", "external_ids"},
+    "Meter_Band": {"action", "rate", "burst_size"},
 }
 CONSTRAINT_RETRIES = 3
 
@@ -218,6 +223,7 @@ class Northbound:
             # Two gateways created the same uniquely-named row at once: the loser retries
             # against a replica that now holds the winner's row.
             if "constraint violation" in text or "referential integrity" in text:
+                LOG.info("retrying a transaction: %s", text)
                 raise RetryTransaction() from exc
             if "timed out" in text:
                 raise Unavailable("the OVN northbound database did not answer in time",

@@ -18,12 +18,13 @@ DOC = PREFIX + "doc"
 LOCK = PREFIX + "lock"
 QUOTA = PREFIX + "quota:"
 # Kinds whose rows carry the API document (DOC); the others are internal rows.
-DOCUMENT_KINDS = frozenset({"network", "port", "dns-record"})
+DOCUMENT_KINDS = frozenset({"network", "port", "dns-record", "policy"})
 # Secondary lookup keys: `ovn-nb-gateway:key:<name>` = value, indexed per kind and tenant.
 KEY = PREFIX + "key:"
 
 # Tables the gateway monitors; nothing else is replicated into the process.
-TABLES = ("Logical_Switch", "Logical_Switch_Port", "DHCP_Options", "Port_Group", "DNS")
+TABLES = ("Logical_Switch", "Logical_Switch_Port", "DHCP_Options", "Port_Group", "DNS",
+          "Address_Set", "ACL", "Meter", "Meter_Band")
 
 
 def switch_name(network_id: str) -> str:

@@ -15,6 +15,8 @@ class Txn:
         self.txn = txn
         self.idl = idl
         self.indexes = indexes
+        # Rows inserted by this transaction, by key: the indexes only see committed rows.
+        self.inserted: dict[tuple[str, str], Any] = {}
 
     # -- reads (committed state, through the indexes) -------------------------------------
     def _row(self, table: str, entry: Entry | None) -> Any:

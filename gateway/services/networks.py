@@ -8,7 +8,7 @@ from typing import Any
 from gateway.errors import BadRequest, Conflict
 from gateway.ovn import naming
 from gateway.ovn.transaction import Txn
-from gateway.services import dhcp, dns, ipam
+from gateway.services import dhcp, dns, ipam, policies
 from gateway.services.resources import Doc, Resource, stored_doc
 
 LS = "Logical_Switch"
@@ -120,6 +120,7 @@ class NetworkService(Resource):
             for dhcp_row in self.dhcp.rows(t, port.name).values():
                 dhcp_row.delete()
             dns.sync_port_record(t, None, port.name, None, row)
+            policies.on_port_change(t, doc["tenant_id"], port, stored_doc(port), None)
             row.delvalue("ports", port)
             port.delete()
         for dhcp_row in self.dhcp.rows(t, doc["id"]).values():

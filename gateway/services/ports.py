@@ -9,7 +9,7 @@ from gateway.auth import Principal
 from gateway.errors import Conflict, NotFound
 from gateway.ovn import naming
 from gateway.ovn.transaction import Txn
-from gateway.services import dns, ipam
+from gateway.services import dns, ipam, policies
 from gateway.services.networks import LS, LSP, DhcpRows
 from gateway.services.resources import Doc, Resource, stored_doc
 
@@ -137,6 +137,7 @@ class PortService(Resource):
         bump_allocation(parent)
         tenant_row.addvalue("ports", lsp)
         dns.sync_port_record(t, doc, doc["id"], network, parent)
+        policies.on_port_change(t, doc["tenant_id"], lsp, None, doc)
         return lsp
 
     def apply_update(self, t: Txn, row: Any, old: Doc, new: Doc) -> None:
@@ -146,12 +147,14 @@ class PortService(Resource):
             bump_allocation(ls)
         write_port_columns(row, new, port_dhcp_rows(t, self.dhcp, network, new))
         dns.sync_port_record(t, new, new["id"], network, ls)
+        policies.on_port_change(t, new["tenant_id"], row, old, new)
 
     def remove(self, t: Txn, row: Any, doc: Doc, cascade: bool) -> None:
         ls, _ = self.network_of(t, doc)
         for dhcp_row in self.dhcp.rows(t, doc["id"]).values():
             dhcp_row.delete()
         dns.sync_port_record(t, None, doc["id"], None, ls)
+        policies.on_port_change(t, doc["tenant_id"], row, doc, None)
         ls.delvalue("ports", row)
         row.delete()
 

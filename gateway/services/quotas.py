@@ -14,7 +14,7 @@ from gateway.services import tenants
 
 # Which rows count against each quota; families not built yet count zero.
 COUNTED = {"networks": ("Logical_Switch", "network"), "ports": ("Logical_Switch_Port", "port"),
-           "dns_records": ("DNS", "dns-record")}
+           "dns_records": ("DNS", "dns-record"), "policies": ("Port_Group", "policy")}
 
 
 class QuotaService:

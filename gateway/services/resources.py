@@ -32,6 +32,11 @@ def body_hash(body: Doc) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def jsonable(value: Any) -> Any:
+    """Loaded values (UUIDs and the like) in the plain JSON form documents are stored in."""
+    return json.loads(json.dumps(value, default=str))
+
+
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7396."""
     if not isinstance(patch, dict):
@@ -181,6 +186,7 @@ class Resource:
     def create(self, principal: Principal, body: Doc, idempotency_key: str | None = None,
                parent_id: str | None = None) -> tuple[Doc, bool]:
         """Returns the resource and whether it was created now (False: idempotent replay)."""
+        body = jsonable(body)
         tenant = self.tenant_of(principal, body, parent_id)
         digest = body_hash({"body": body, "parent": parent_id, "tenant": tenant})
 
@@ -223,7 +229,7 @@ class Resource:
                                                   f"{self.kind} instead")
             writable = {k: v for k, v in old.items()
                         if k not in META and k not in self.read_only_fields()}
-            clean = validate(merge_patch(writable, patch))  # ValidationError -> 400
+            clean = jsonable(validate(merge_patch(writable, jsonable(patch))))  # invalid: 400
             new = {**{k: old[k] for k in META},
                    **{k: old[k] for k in self.read_only_fields() if k in old}, **clean}
             if new == old:

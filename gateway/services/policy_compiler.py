@@ -1,0 +1,139 @@
+"""A policy document -> OVN ACL specifications. Pure: no OVSDB here, so it is unit-tested.
+
+Ordering (OVN evaluates higher ACL priorities first): a policy with a lower `priority` number
+gets higher ACL priorities; at one policy priority deny sits above allow; the default drop of
+isolated ports sits below every rule; ARP is never matched (rules match `ip` only), and ND
+and DHCP are let through above the default drop.
+
+Every value that reaches a match expression is regenerated from a parsed form (ints,
+ipaddress objects, names built from UUIDs), so user text never becomes match syntax.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+RULE_BASE = 2000
+DEFAULT_DROP = 1000
+INFRA_ALLOW = 1001
+_L4 = ("tcp", "udp", "sctp")
+
+
+@dataclass(frozen=True)
+class AclSpec:
+    direction: str  # "to-lport" (ingress) | "from-lport" (egress)
+    priority: int
+    match: str
+    action: str
+    rule: str  # "ingress/0", "egress/default", ...
+    log: bool = False
+    severity: str | None = None
+
+
+def group_name(policy_id: str) -> str:
+    return "ovngw_p" + policy_id.replace("-", "")
+
+
+def address_set_name(policy_id: str, rule: str, peer: int, family: int) -> str:
+    direction, index = rule.split("/")
+    return f"ovngw_p{policy_id.replace('-', '')}_{direction[0]}{index}_{peer}_ip{family}"
+
+
+def rule_priority(policy_priority: int, action: str) -> int:
+    return RULE_BASE + (1000 - policy_priority) * 2 + (1 if action == "deny" else 0)
+
+
+def _port_clause(protocol: str, ports: list[list[int]] | None) -> str:
+    if protocol == "any":
+        return ""
+    if protocol == "icmp":
+        return "(icmp4 || icmp6)"
+    if not ports:
+        return protocol
+    parts = []
+    for low, high in ports:
+        low, high = int(low), int(high)
+        parts.append(f"{protocol}.dst == {low}" if low == high else
+                     f"({protocol}.dst >= {low} && {protocol}.dst <= {high})")
+    return f"{protocol} && ({' || '.join(parts)})"
+
+
+def _peer_clauses(peers: list[dict[str, Any]] | None, field: str, rule: str, policy_id: str,
+                  network_cidrs: dict[str, list[str]]) -> list[str] | None:
+    """One clause per peer, or None when the rule has no peers (any address)."""
+    if not peers:
+        return None
+    clauses = []
+    for j, peer in enumerate(peers):
+        if "selector" in peer:
+            for family in (4, 6):
+                clauses.append(f"ip{family}.{field} == "
+                               f"${address_set_name(policy_id, rule, j, family)}")
+        else:
+            cidrs = [peer["cidr"]] if "cidr" in peer else network_cidrs[str(peer["network"])]
+            for cidr in cidrs:
+                net = ipaddress.ip_network(cidr)
+                clauses.append(f"ip{net.version}.{field} == {net}")
+    return clauses
+
+
+def compile_policy(policy: dict[str, Any], network_cidrs: dict[str, list[str]]) -> list[AclSpec]:
+    pid = policy["id"]
+    group = group_name(pid)
+    log = bool((policy.get("log") or {}).get("enabled"))
+    severity = (policy.get("log") or {}).get("severity") if log else None
+    allow = "allow-related" if policy.get("stateful", True) else "allow-stateless"
+    acls: list[AclSpec] = []
+    for direction, port_field, addr_field, ovn_dir in (
+            ("ingress", "outport", "src", "to-lport"), ("egress", "inport", "dst", "from-lport")):
+        rules = policy.get(direction) or []
+        if not rules:
+            continue
+        for i, rule in enumerate(rules):
+            key = f"{direction}/{i}"
+            terms = [f"{port_field} == @{group}", "ip"]
+            peers = _peer_clauses(rule.get("peers"), addr_field, key, pid, network_cidrs)
+            if peers is not None:
+                terms.append("(" + " || ".join(peers) + ")")
+            l4 = _port_clause(rule.get("protocol", "any"), rule.get("ports"))
+            if l4:
+                terms.append(l4)
+            action = "drop" if rule["action"] == "deny" else allow
+            acls.append(AclSpec(ovn_dir, rule_priority(policy.get("priority", 500),
+                                                        rule["action"]),
+                                " && ".join(terms), action, key, log, severity))
+        acls.append(AclSpec(ovn_dir, DEFAULT_DROP, f"{port_field} == @{group} && ip", "drop",
+                            f"{direction}/default", log, severity))
+        infra = "nd || nd_rs || nd_ra"
+        if direction == "egress":
+            infra += (" || (udp && udp.src == 68 && udp.dst == 67)"
+                      " || (udp && udp.src == 546 && udp.dst == 547)")
+        acls.append(AclSpec(ovn_dir, INFRA_ALLOW, f"{port_field} == @{group} && ({infra})",
+                            "allow-stateless", f"{direction}/infra"))
+    return acls
+
+
+def selects(policy: dict[str, Any], port: dict[str, Any]) -> bool:
+    labels = port.get("labels") or {}
+    if any(labels.get(k) != v for k, v in (policy.get("selector") or {}).items()):
+        return False
+    networks = policy.get("networks")
+    return not networks or str(port.get("network_id")) in {str(n) for n in networks}
+
+
+def peer_selects(selector: dict[str, str], port: dict[str, Any]) -> bool:
+    labels = port.get("labels") or {}
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def selector_peers(policy: dict[str, Any]) -> list[tuple[str, int, dict[str, str]]]:
+    """(rule key, peer index, selector) of every label-selected peer."""
+    found = []
+    for direction in ("ingress", "egress"):
+        for i, rule in enumerate(policy.get(direction) or []):
+            for j, peer in enumerate(rule.get("peers") or []):
+                if "selector" in peer:
+                    found.append((f"{direction}/{i}", j, peer["selector"]))
+    return found
