@@ -102,7 +102,15 @@ def _cmd_sandbox_host(args: argparse.Namespace, directory: Path) -> int:
         print(json.dumps(asdict(host)))
         return 0
     if args.host_action == "exec":
-        command = args.command[1:] if args.command[:1] == ["--"] else args.command
+        # REMAINDER takes everything after NAME: a --dir given there is still ours.
+        command = args.command
+        cut = 0
+        if command[:1] and command[0].startswith("--dir"):
+            cut = 1 if "=" in command[0] else 2
+            opts = argparse.ArgumentParser(prog="ovn-nb-gateway sandbox host exec NAME")
+            opts.add_argument("--dir", required=True)
+            directory = Path(opts.parse_args(command[:cut]).dir).resolve()
+        command = command[cut + 1:] if command[cut:cut + 1] == ["--"] else command[cut:]
         if not command:
             raise sandbox.SandboxError("host exec needs a command after --")
         # Output streams through; the command's exit status becomes ours.
@@ -193,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     host_exec = host_actions.add_parser("exec", parents=[in_dir],
                                         help="run a command in a host: exec NAME -- CMD...")
     host_exec.add_argument("name")
-    host_exec.add_argument("command", nargs=argparse.REMAINDER)
+    host_exec.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD...")
     host_del = host_actions.add_parser("del", parents=[in_dir], help="delete a host")
     host_del.add_argument("name")
     spec = sub.add_parser("openapi", help="write the OpenAPI document (YAML)")

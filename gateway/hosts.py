@@ -227,7 +227,8 @@ def add_host(dir: Path, name: str, port_name: str, mac: str, ip_cidr: str | None
             _ip("-n", ns, "route", "add", "default", "via", gateway, "dev", IFACE)
         _ip("-n", box_ns, "link", "set", "dev", peer, "up")
         sandbox._vsctl(dir, "--", "--may-exist", "add-port", sandbox.BRIDGE, peer,
-                       "--", "set", "Interface", peer, f'external_ids:iface-id="{port_name}"')
+                       "--", "set", "Interface", peer,
+                       f"external_ids:iface-id={json.dumps(port_name)}")
     except SandboxError as exc:
         with contextlib.suppress(SandboxError):
             del_host(dir, name)
@@ -269,12 +270,14 @@ def exec_in_host(dir: Path, name: str, argv: list[str], timeout: float | None = 
                  input: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run ARGV in host NAME's network namespace and wait for it (text mode).
 
-    With CAPTURE (the default) stdout and stderr are returned; a TIMEOUT raises
+    With CAPTURE (the default) stdout and stderr are returned and stdin is /dev/null (or
+    INPUT); without it all three are the caller's. A TIMEOUT raises
     subprocess.TimeoutExpired after killing the command.
     """
     return subprocess.run(
         _in_host(dir, name, argv), capture_output=capture, text=True, timeout=timeout,
-        check=check, input=input, stdin=None if input is not None else subprocess.DEVNULL,
+        check=check, input=input,
+        stdin=None if input is not None or not capture else subprocess.DEVNULL,
     )
 
 

@@ -375,9 +375,10 @@ def _start_dataplane(dir: Path, nb_sock: str) -> str:
     """Start whatever part of the data plane is not running; return the SB socket path."""
     for program in ("ovn-northd", "ovs-vswitchd", "ovn-controller", "ovs-vsctl", "ovn-sbctl",
                     "ip"):
-        if shutil.which(program) is None and shutil.which(program, path="/usr/sbin:/sbin") \
-                is None:
-            raise SandboxError(f"{program} is not installed; {_DP_HINT}")
+        try:
+            _exe(program)
+        except SandboxError:
+            raise SandboxError(f"{program} is not installed; {_DP_HINT}") from None
     if os.geteuid() != 0:
         raise SandboxError("the data plane needs root (network namespaces, veths, a switch)")
     sb_sock = _unix_path(dir / "sb.sock")
@@ -415,7 +416,7 @@ def _start_dataplane(dir: Path, nb_sock: str) -> str:
         "ovn-cms-options": "enable-chassis-as-gw",
     }
     _vsctl(dir, "init", "--", "set", "Open_vSwitch", ".",
-           *(f'external_ids:{k}="{v}"' for k, v in ids.items()), wait=False)
+           *(f"external_ids:{k}={json.dumps(v)}" for k, v in ids.items()), wait=False)
     if _VSWITCHD.pid(dir) is None:
         _VSWITCHD.launch(dir, f"unix:{vs_sock}")
     # Without --no-wait, ovs-vsctl returns once ovs-vswitchd has created the bridges.
@@ -527,7 +528,8 @@ def status(dir: Path) -> dict[str, object]:
     for d in _DAEMONS:
         dpid = d.pid(dir)
         daemons[d.name] = {"program": d.program, "running": dpid is not None, "pid": dpid,
-                           "log": str(d.log(dir))}
+                           "log": str(d.log(dir)),
+                           "ctl": str(d.ctl(dir)) if dpid is not None else None}
     dataplane = _dataplane_running(dir)
     return {
         "running": pid is not None,

@@ -99,8 +99,10 @@ class NetworkService(Resource):
     def lookup_keys(self, doc: Doc) -> dict[str, str]:
         return {"dns_domain": doc["dns_domain"]} if doc.get("dns_domain") else {}
 
+    def complete(self, doc: Doc) -> None:
+        complete_network(doc)
+
     def apply_update(self, t: Txn, row: Any, old: Doc, new: Doc) -> None:
-        complete_network(new)
         if new["gateway_ip"] != old["gateway_ip"]:
             for port in t.rows(LSP, "port", parent=new["id"]):
                 if new["gateway_ip"] in port_ips(port):

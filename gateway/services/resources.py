@@ -85,6 +85,9 @@ class Resource:
     def derive(self, row: Any, doc: Doc) -> Doc:
         return doc
 
+    def complete(self, doc: Doc) -> None:
+        """Fill defaults that depend on other fields (before an update is compared)."""
+
     def before_change(self, doc: Doc) -> None:
         """Refuse an update or delete of this resource before anything is validated."""
 
@@ -179,6 +182,8 @@ class Resource:
                 continue
             if name is not None and entry.name != name:
                 continue
+            if parent is not None and entry.parent != parent:
+                continue
             row = self._visible_row(principal, entry)
             if row is not None:
                 yield stored_doc(row, committed=True), row
@@ -232,6 +237,7 @@ class Resource:
             clean = jsonable(validate(merge_patch(writable, jsonable(patch))))  # invalid: 400
             new = {**{k: old[k] for k in META},
                    **{k: old[k] for k in self.read_only_fields() if k in old}, **clean}
+            self.complete(new)
             if new == old:
                 return self.render(row, old)
             if new["name"] != old["name"]:
