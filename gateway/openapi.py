@@ -47,7 +47,9 @@ _HEADERS = {
     "delete": [("If-Match", False)],
 }
 _COMMON_PARAMS = [{"name": "X-Request-ID", "in": "header", "required": False,
-                   "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"}}]
+                   "description": "echoed in the response; a value outside "
+                                  "[A-Za-z0-9._:-]{1,128} is replaced by a generated id",
+                   "schema": {"type": "string"}}]
 
 
 def _problem(reason: str) -> dict[str, Any]:
@@ -68,18 +70,29 @@ def document(api: Any) -> dict[str, Any]:
             for code in _BY_METHOD[method]:
                 if method == "get" and "{" not in path and code == "404":
                     continue
+                if code == "412" and path.startswith("/v1/tenants"):
+                    continue
                 responses[code] = _problem(_REASONS[code])
             if "default" in op.get("responses", {}):
                 responses.pop("default", None)
+            revisioned = not path.startswith("/v1/tenants")
+            item = revisioned and path.endswith("}") and method in ("get", "patch")
             for ok in ("200", "201"):
-                if ok in responses and method != "delete":
+                if ok in responses and (item or ok == "201"):
                     responses[ok].setdefault("headers", {})["ETag"] = {
                         "schema": {"type": "string"}, "description": '"<revision>"'}
+            if "201" in responses:
+                responses["201"].setdefault("headers", {}).update({
+                    "Location": {"schema": {"type": "string"},
+                                 "description": "path of the new resource"},
+                    "Idempotent-Replayed": {"schema": {"type": "string", "enum": ["true"]},
+                                            "description": "present when an Idempotency-Key "
+                                                           "retry returned the original"}})
             op["responses"] = responses
             params = op.setdefault("parameters", [])
             params.extend(copy.deepcopy(_COMMON_PARAMS))
             for name, required in _HEADERS.get(method, ()):
-                if name == "If-None-Match":
+                if name == "If-None-Match" or (name == "If-Match" and not revisioned):
                     continue
                 params.append({"name": name, "in": "header", "required": required,
                                "schema": {"type": "string", "maxLength": 255}})

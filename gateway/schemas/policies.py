@@ -18,11 +18,12 @@ from gateway.schemas.common import (
 )
 
 PROTOCOLS = ("tcp", "udp", "sctp", "icmp", "any")
-_RANGE = re.compile(r"^(\d{1,5})-(\d{1,5})$")
+_RANGE = re.compile(r"([0-9]{1,5})-([0-9]{1,5})")
+_PORT = re.compile(r"[0-9]{1,5}")
 
 
 class PortRange(fields.Field):
-    """80 or "8000-8080"; loads as [low, high]."""
+    """80 or "8000-8080"; stored in that canonical form (a single port as an int)."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         if isinstance(value, bool):
@@ -31,7 +32,7 @@ class PortRange(fields.Field):
             low = high = value
         elif isinstance(value, str) and (m := _RANGE.fullmatch(value)):
             low, high = int(m.group(1)), int(m.group(2))
-        elif isinstance(value, str) and value.isdigit() and len(value) <= 5:
+        elif isinstance(value, str) and _PORT.fullmatch(value):
             low = high = int(value)
         else:
             raise ValidationError("a port number or a range like \"8000-8080\"")
@@ -39,13 +40,10 @@ class PortRange(fields.Field):
             raise ValidationError("ports are 1-65535")
         if low > high:
             raise ValidationError(f"range {low}-{high} is out of order")
-        return [low, high]
+        return low if low == high else f"{low}-{high}"
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
-        if value is None:
-            return None
-        low, high = value
-        return low if low == high else f"{low}-{high}"
+        return value
 
 
 class Peer(StrictSchema):

@@ -45,7 +45,15 @@ def rule_priority(policy_priority: int, action: str) -> int:
     return RULE_BASE + (1000 - policy_priority) * 2 + (1 if action == "deny" else 0)
 
 
-def _port_clause(protocol: str, ports: list[list[int]] | None) -> str:
+def port_bounds(value: int | str) -> tuple[int, int]:
+    """80 -> (80, 80); "8000-8080" -> (8000, 8080); validated by the schema already."""
+    if isinstance(value, int):
+        return value, value
+    low, _, high = str(value).partition("-")
+    return int(low), int(high or low)
+
+
+def _port_clause(protocol: str, ports: list[int | str] | None) -> str:
     if protocol == "any":
         return ""
     if protocol == "icmp":
@@ -53,8 +61,8 @@ def _port_clause(protocol: str, ports: list[list[int]] | None) -> str:
     if not ports:
         return protocol
     parts = []
-    for low, high in ports:
-        low, high = int(low), int(high)
+    for value in ports:
+        low, high = port_bounds(value)
         parts.append(f"{protocol}.dst == {low}" if low == high else
                      f"({protocol}.dst >= {low} && {protocol}.dst <= {high})")
     return f"{protocol} && ({' || '.join(parts)})"
