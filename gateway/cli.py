@@ -100,6 +100,10 @@ def _cmd_sandbox_host(args: argparse.Namespace, directory: Path) -> int:
         mac = hosts.port_mac(f"unix:{directory / 'nb.sock'}", args.port)
         host = hosts.add_host(directory, args.name, args.port, mac, args.ip, args.gateway)
         print(json.dumps(asdict(host)))
+        if args.dhcp:
+            lease = hosts.dhcp(directory, args.name)
+            print(lease.stdout.strip() or lease.stderr.strip())
+            return lease.returncode
         return 0
     if args.host_action == "exec":
         # REMAINDER takes everything after NAME: a --dir given there is still ours.
@@ -142,12 +146,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     from gateway.auth import mint
 
     directory = Path(args.dir).resolve()
-    box = sandbox.start(directory)
+    box = sandbox.start(directory, dataplane=args.dataplane)
     secret_file = directory / "jwt-secret"
     if not secret_file.exists():
         secret_file.write_text(secrets.token_urlsafe(48))
         secret_file.chmod(0o600)
     os.environ.setdefault("OVN_NB_DB", box.nb_unix)
+    if box.sb_unix:
+        os.environ.setdefault("OVN_SB_DB", box.sb_unix)
     os.environ.setdefault("GATEWAY_JWT_SECRET", secret_file.read_text().strip())
     settings = from_env()
     settings.validate()
@@ -160,6 +166,8 @@ ovn-nb-gateway on http://{settings.bind}  (OVN_NB_DB={settings.nb_db})
   admin token:   export ADMIN_TOKEN={admin}
   try:           curl -s -H "Authorization: Bearer $TOKEN" http://{settings.bind}/v1/networks
   stop:          Ctrl-C, then `ovn-nb-gateway sandbox stop --dir {directory}`
+  data plane:    {"on: add hosts with `ovn-nb-gateway sandbox host add NAME --port PORT_ID "
+                  f"--dir {directory}`" if box.dataplane else "off (start with --dataplane)"}
 """, flush=True)
     _logging(settings.log_level)
     _serve(settings)
@@ -198,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     host_add.add_argument("--port", required=True, help="the logical switch port (API port id)")
     host_add.add_argument("--ip", default=None, help="address/prefix to set, e.g. 10.0.0.5/24")
     host_add.add_argument("--gateway", default=None, help="default route via this address")
+    host_add.add_argument("--dhcp", action="store_true",
+                          help="configure the host from OVN's DHCP (busybox udhcpc)")
     host_exec = host_actions.add_parser("exec", parents=[in_dir],
                                         help="run a command in a host: exec NAME -- CMD...")
     host_exec.add_argument("name")
@@ -210,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start the sandbox and serve the gateway on it")
     up.add_argument("--dir", default=str(DEFAULT_SANDBOX))
     up.add_argument("--tenant", default="demo")
+    up.add_argument("--dataplane", action="store_true",
+                    help="also run the OVN data plane (northd, OVS, ovn-controller)")
     up.set_defaults(fn=cmd_up)
     return parser
 

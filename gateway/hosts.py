@@ -304,3 +304,30 @@ def terminate(proc: subprocess.Popen[Any], timeout: float = 5.0) -> int | None:
         except subprocess.TimeoutExpired:
             continue
     return proc.poll()
+
+
+_UDHCPC_SCRIPT = """#!/bin/sh
+# busybox udhcpc hook: configure the lease on the interface and print what was offered.
+case "$1" in
+  bound|renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/$mask" dev "$interface"
+    [ -n "$mtu" ] && ip link set dev "$interface" mtu "$mtu"
+    [ -n "$router" ] && ip route replace default via "${router%% *}" dev "$interface"
+    echo "lease ip=$ip mask=$mask router=$router dns=$dns domain=$domain lease=$lease" \\
+         "mtu=$mtu staticroutes=$staticroutes ntpsrv=$ntpsrv"
+    ;;
+esac
+exit 0
+"""
+
+
+def dhcp(dir: Path, name: str, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
+    """Get and apply a DHCP lease in a host with busybox udhcpc; stdout has a `lease` line."""
+    script = dir / "udhcpc.sh"
+    if not script.exists():
+        script.write_text(_UDHCPC_SCRIPT)
+        script.chmod(0o755)
+    host = get_host(dir, name)
+    return exec_in_host(dir, name, ["busybox", "udhcpc", "-i", host.iface, "-n", "-q",
+                                    "-t", "5", "-T", "1", "-s", str(script)], timeout=timeout)
