@@ -1,0 +1,571 @@
+"""Tenant isolation, for every /v1 endpoint and method the application serves.
+
+Tenant A owns a network and a port; tenant B, with full read/write scope, tries every
+endpoint of the URL map with A's ids. Every item URL must answer exactly what an id that
+exists nowhere answers (404 problem, never 403 or 200), lists must never show A's
+resources, and A's resources and OVN rows must be unchanged afterwards. An admin sees and
+acts on A's resources.
+
+The matrix comes from `app.url_map`, so a new endpoint is checked automatically. What the
+test cannot work out by itself it asks for: a path variable without a resolver in
+`A_VALUES`, a POST without a valid body in `ITEM_POST_BODIES` / `CREATE_BODIES`, or an
+unusual method makes `test_matrix_covers_every_v1_endpoint` (and the endpoint's own case)
+fail with what to add.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from conftest import ApiClient, unique
+
+from gateway.app import create_app
+from gateway.config import Settings
+from gateway.ovn import naming
+
+PROBLEM = "application/problem+json"
+SKIP_METHODS = ("OPTIONS",)
+
+
+@dataclass
+class TenantA:
+    api: ApiClient
+    network: dict[str, Any]
+    port: dict[str, Any]
+    record: dict[str, Any]
+    policy: dict[str, Any]
+    label: str
+
+    @property
+    def tenant(self) -> str:
+        return self.api.tenant
+
+    def secrets(self) -> list[str]:
+        """Strings that must never reach another tenant."""
+        return [self.network["id"], self.port["id"], self.record["id"], self.policy["id"],
+                self.network["name"], self.port["name"], self.record["name"],
+                self.policy["name"], self.label, self.port["mac"], self.network["dns_domain"],
+                self.tenant]
+
+
+# -- what the matrix needs to know about each endpoint ----------------------------------
+
+# Path variable -> A's value for it. Add one line per new kind of id.
+A_VALUES: dict[str, Callable[[TenantA], str]] = {
+    "network_id": lambda a: a.network["id"],
+    "port_id": lambda a: a.port["id"],
+    "record_id": lambda a: a.record["id"],
+    "policy_id": lambda a: a.policy["id"],
+    "tenant": lambda a: a.tenant,
+}
+# Endpoints only admins may call at all: B gets 403 whatever the tenant in the path.
+ADMIN_ONLY_PREFIXES = ("/v1/tenants/",)
+# A valid body for POST on an item URL (a create below another resource).
+ITEM_POST_BODIES: dict[str, Callable[[TenantA], dict[str, Any]]] = {
+    "/v1/networks/<uuid:network_id>/ports": lambda a: {"name": unique("p"),
+                                                       "description": "from b"},
+}
+# A valid PATCH body; the default suits every resource (all have `description`).
+PATCH_BODIES: dict[str, Callable[[TenantA], dict[str, Any]]] = {
+    "/v1/tenants/<string:tenant>/quotas": lambda a: {"networks": 3},
+}
+DEFAULT_PATCH: Callable[[TenantA], dict[str, Any]] = lambda a: {"description": "changed"}  # noqa: E731
+# A valid body for POST on a collection (made by B in its own tenant), and the fields of
+# such a body that may name another resource: (field, body referencing A's resource).
+CREATE_BODIES: dict[str, Callable[[], dict[str, Any]]] = {
+    "/v1/networks": lambda: {"name": unique("n"), "cidr": "10.99.0.0/24"},
+    "/v1/dns-records": lambda: {"name": unique("r"), "fqdn": unique("h") + ".b.example",
+                                "ips": ["10.99.0.5"]},
+    "/v1/policies": lambda: {"name": unique("pol"), "selector": {}},
+}
+CREATE_REFERENCES: dict[str, list[tuple[str, Callable[[TenantA], dict[str, Any]]]]] = {
+    "/v1/networks": [],
+    "/v1/dns-records": [("networks", lambda a: {"networks": [a.network["id"]]})],
+    "/v1/policies": [
+        ("networks", lambda a: {"networks": [a.network["id"]]}),
+        ("ingress", lambda a: {"ingress": [{"action": "allow",
+                                            "peers": [{"network": a.network["id"]}]}]}),
+        ("egress", lambda a: {"egress": [{"action": "deny",
+                                          "peers": [{"network": a.network["id"]}]}]}),
+    ],
+}
+# Query appended when an admin deletes through a rule (networks with ports need cascade).
+ADMIN_DELETE_QUERY = {"/v1/networks/<uuid:network_id>": "?cascade=true"}
+# Extra filters per list that could select A's resources.
+LIST_QUERIES: dict[str, Callable[[TenantA], list[str]]] = {
+    "/v1/dns-records": lambda a: [f"?fqdn={a.record['fqdn']}",
+                                  f"?fqdn=db.{a.network['dns_domain']}"],
+}
+# Lists whose admin view with ?tenant=A must contain this resource of A.
+LIST_SHOWS = {
+    "/v1/networks": lambda a: a.network["id"],
+    "/v1/ports": lambda a: a.port["id"],
+    "/v1/dns-records": lambda a: a.record["id"],
+    "/v1/policies": lambda a: a.policy["id"],
+}
+
+
+# -- the URL map ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Endpoint:
+    rule: str
+    method: str
+    variables: tuple[tuple[str, str], ...]  # (name, converter class)
+
+    @property
+    def is_item(self) -> bool:
+        return bool(self.variables)
+
+    @property
+    def admin_only(self) -> bool:
+        return self.rule.startswith(ADMIN_ONLY_PREFIXES)
+
+    @property
+    def openapi_path(self) -> str:
+        return re.sub(r"<(?:[^<>:]+:)?([^<>]+)>", r"{\1}", self.rule)
+
+    def uncovered(self) -> str | None:
+        """Why the matrix cannot check this endpoint, or None."""
+        for name, _ in self.variables:
+            if name not in A_VALUES:
+                return (f"{self.method} {self.rule}: path variable {name!r} has no resolver in "
+                        "A_VALUES (tests/api/test_isolation.py); add one that returns tenant "
+                        "A's value, creating the resource in the tenant_a fixture")
+        if self.method in ("GET", "HEAD", "DELETE"):
+            return None
+        if self.method == "PATCH":
+            return None if self.is_item else f"PATCH {self.rule}: PATCH on a collection"
+        if self.method == "POST":
+            table = ITEM_POST_BODIES if self.is_item else CREATE_BODIES
+            if self.rule not in table:
+                name = "ITEM_POST_BODIES" if self.is_item else "CREATE_BODIES"
+                return f"POST {self.rule}: add a valid request body to {name}"
+            if not self.is_item and self.rule not in CREATE_REFERENCES:
+                return (f"POST {self.rule}: list the body fields that name other resources "
+                        "in CREATE_REFERENCES (an empty list if there are none)")
+            return None
+        return f"{self.method} {self.rule}: no isolation check for this method"
+
+    def path(self, values: dict[str, str]) -> str:
+        out = self.rule
+        for name, _ in self.variables:
+            out = re.sub(rf"<(?:[^<>:]+:)?{re.escape(name)}>", values[name], out)
+        return out
+
+    def nowhere(self) -> dict[str, str]:
+        """Values for the variables that exist in no tenant."""
+        return {name: str(uuid.uuid4()) if conv == "UUIDConverter" else unique("nobody")
+                for name, conv in self.variables}
+
+    def of_a(self, a: TenantA) -> dict[str, str]:
+        return {name: A_VALUES[name](a) for name, _ in self.variables}
+
+
+def endpoints_of(app: Any) -> list[Endpoint]:
+    found = []
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/v1/"):
+            continue
+        variables = tuple(sorted((n, type(c).__name__) for n, c in rule._converters.items()))
+        for method in sorted(rule.methods or ()):
+            if method not in SKIP_METHODS:
+                found.append(Endpoint(rule.rule, method, variables))
+    return sorted(found, key=lambda e: (e.rule, e.method))
+
+
+ENDPOINTS = endpoints_of(create_app(Settings(jwt_secret="x" * 32), start=False))
+ITEMS = [e for e in ENDPOINTS if e.is_item]
+LISTS = [e for e in ENDPOINTS if not e.is_item and e.method in ("GET", "HEAD")]
+CREATES = [e for e in ENDPOINTS if not e.is_item and e.method == "POST"]
+OTHERS = [e for e in ENDPOINTS if e not in ITEMS + LISTS + CREATES]
+
+
+def _ids(endpoints: list[Endpoint]) -> list[str]:
+    return [f"{e.method} {e.rule}" for e in endpoints]
+
+
+def test_matrix_covers_every_v1_endpoint(app: Any) -> None:
+    live = endpoints_of(app)
+    assert live == ENDPOINTS, "the app's URL map differs from the one the matrix was built from"
+    missing = [e.uncovered() for e in live if e.uncovered()]
+    missing += [f"{e.method} {e.rule}: neither item, list nor create" for e in OTHERS]
+    assert not missing, "endpoints the isolation matrix does not check:\n" + "\n".join(missing)
+    stale = (set(ITEM_POST_BODIES) | set(PATCH_BODIES) | set(CREATE_BODIES)
+             | set(ADMIN_DELETE_QUERY) | set(LIST_SHOWS) | set(LIST_QUERIES)) \
+        - {e.rule for e in live}
+    assert not stale, f"matrix entries for rules the app no longer has: {sorted(stale)}"
+
+
+# -- fixtures and helpers ---------------------------------------------------------------
+
+@pytest.fixture
+def tenant_a(client: Any) -> TenantA:
+    api = ApiClient(client, unique("tenant-a"))
+    label = unique("secret")
+    net = api.network(cidr="10.44.0.0/24", labels={"iso": label}, description="a's network",
+                      dns_domain=unique("zone") + ".example")
+    port = api.port(net["id"], labels={"iso": label}, hostname="db")
+    resp = api.post("/v1/dns-records", {"name": unique("rec"), "labels": {"iso": label},
+                                        "fqdn": "www." + net["dns_domain"],
+                                        "ips": ["10.44.0.10"], "networks": [net["id"]]})
+    assert resp.status_code == 201, resp.get_json()
+    record = resp.get_json()
+    resp = api.post("/v1/policies", {
+        "name": unique("pol"), "labels": {"iso": label}, "selector": {"iso": label},
+        "networks": [net["id"]],
+        "ingress": [{"action": "allow", "peers": [{"network": net["id"]}],
+                     "protocol": "tcp", "ports": [80]}],
+        "egress": [{"action": "deny", "peers": [{"selector": {"iso": label}}]}]})
+    assert resp.status_code == 201, resp.get_json()
+    return TenantA(api, net, port, record, resp.get_json(), label)
+
+
+@pytest.fixture
+def tenant_b(client: Any) -> ApiClient:
+    b = ApiClient(client, unique("tenant-b"))
+    b.network(cidr="10.44.0.0/24")  # B owns something too: lists are not trivially empty
+    return b
+
+
+def _rows(nbctl: Any, table: str, *conditions: str) -> list[dict[str, Any]]:
+    raw = json.loads(nbctl("--format=json", "find", table, *conditions))
+    rows = [dict(zip(raw["headings"], row, strict=True)) for row in raw["data"]]
+    return sorted(rows, key=lambda r: json.dumps(r, sort_keys=True))
+
+
+def snapshot(a: TenantA, nbctl: Any) -> dict[str, Any]:
+    """Everything of A an isolation failure could change: the API view of each resource,
+    A's lists, and every OVN row stamped with A's tenant in every table the gateway
+    writes, plus the rows of A's network and port by name."""
+    owned = f'external_ids:"{naming.TENANT}"="{a.tenant}"'
+    rows = {table: _rows(nbctl, table, owned) for table in naming.TABLES}
+    return {
+        "network": a.api.get(f"/v1/networks/{a.network['id']}").get_json(),
+        "port": a.api.get(f"/v1/ports/{a.port['id']}").get_json(),
+        "record": a.api.get(f"/v1/dns-records/{a.record['id']}").get_json(),
+        "policy": a.api.get(f"/v1/policies/{a.policy['id']}").get_json(),
+        "rules": a.api.get(f"/v1/policies/{a.policy['id']}/rules").get_json(),
+        "networks": a.api.get("/v1/networks").get_json(),
+        "ports": a.api.get("/v1/ports").get_json(),
+        "records": a.api.get("/v1/dns-records").get_json(),
+        "policies": a.api.get("/v1/policies").get_json(),
+        "rows": rows,
+        "ls": _rows(nbctl, "Logical_Switch", f"name={naming.switch_name(a.network['id'])}"),
+        "lsp": _rows(nbctl, "Logical_Switch_Port", f"name={a.port['id']}"),
+    }
+
+
+def _normalized_problem(resp: Any, replace: list[str]) -> dict[str, Any]:
+    if resp.request.method == "HEAD":
+        return {"status": resp.status_code}
+    assert resp.mimetype == PROBLEM, (resp.status_code, resp.mimetype,
+                                      resp.get_data(as_text=True))
+    text = resp.get_data(as_text=True)
+    for value in replace:
+        text = text.replace(value, "<value>")
+    body = json.loads(text)
+    body.pop("request_id", None)
+    body.pop("instance", None)
+    return dict(body)
+
+
+def _body_for(endpoint: Endpoint, a: TenantA) -> Any:
+    if endpoint.method == "PATCH":
+        return PATCH_BODIES.get(endpoint.rule, DEFAULT_PATCH)(a)
+    if endpoint.method == "POST":
+        return ITEM_POST_BODIES[endpoint.rule](a)
+    return None
+
+
+# -- B against A's items ----------------------------------------------------------------
+
+def _item_variants(endpoint: Endpoint, a: TenantA) -> list[dict[str, str]]:
+    variants: list[dict[str, str]] = [{}]
+    if endpoint.method in ("PATCH", "DELETE"):
+        revision = str(a.network["revision"])
+        variants += [{"If-Match": f'"{revision}"'}, {"If-Match": '"999"'}, {"If-Match": "*"}]
+    if endpoint.method == "POST":
+        variants.append({"Idempotency-Key": unique("idem")})
+    return variants
+
+
+@pytest.mark.parametrize("endpoint", ITEMS, ids=_ids(ITEMS))
+def test_other_tenant_item_is_404(endpoint: Endpoint, tenant_a: TenantA,
+                                  tenant_b: ApiClient, nbctl: Any) -> None:
+    if reason := endpoint.uncovered():
+        pytest.fail(reason)
+    before = snapshot(tenant_a, nbctl)
+    expected = 403 if endpoint.admin_only else 404
+    for headers in _item_variants(endpoint, tenant_a):
+        body = _body_for(endpoint, tenant_a)
+        a_values, nowhere = endpoint.of_a(tenant_a), endpoint.nowhere()
+        theirs = tenant_b.request(endpoint.method, endpoint.path(a_values), body,
+                                  headers=headers)
+        absent = tenant_b.request(endpoint.method, endpoint.path(nowhere), body,
+                                  headers=headers)
+        what = f"{endpoint.method} {endpoint.rule} {headers} as tenant B"
+        assert theirs.status_code == expected, (what, theirs.status_code,
+                                                theirs.get_data(as_text=True))
+        # Existence must not leak: A's id answers exactly like an id nobody has.
+        assert _normalized_problem(theirs, list(a_values.values())) == \
+            _normalized_problem(absent, list(nowhere.values())), what
+        for secret in tenant_a.secrets():
+            if secret not in a_values.values():
+                assert secret not in theirs.get_data(as_text=True), (what, secret)
+    assert snapshot(tenant_a, nbctl) == before, "tenant B changed tenant A's resources"
+
+
+def test_creating_a_port_in_another_tenants_network_is_404_naming_network_id(
+        tenant_a: TenantA, tenant_b: ApiClient, nbctl: Any) -> None:
+    before = snapshot(tenant_a, nbctl)
+    for body in ({"name": unique("p")},
+                 {"name": unique("p"), "ips": ["10.44.0.50"]},
+                 {"name": unique("p"), "mac": "0a:58:0a:2c:00:99", "labels": {"x": "y"}}):
+        resp = tenant_b.post(f"/v1/networks/{tenant_a.network['id']}/ports", body)
+        assert resp.status_code == 404, resp.get_json()
+        assert resp.mimetype == PROBLEM
+        problem = resp.get_json()
+        assert "network_id" in (problem.get("errors") or {}), problem
+        assert tenant_a.network["name"] not in json.dumps(problem)
+    # B's own ports are still allocated from B's networks only.
+    assert tenant_b.get("/v1/ports").get_json()["items"] == []
+    assert snapshot(tenant_a, nbctl) == before
+
+
+# -- B's lists --------------------------------------------------------------------------
+
+def _queries(endpoint: Endpoint, a: TenantA, document: dict[str, Any]) -> list[str]:
+    queries = ["", "?limit=1000", f"?name={a.network['name']}", f"?name={a.port['name']}",
+               f"?label=iso={a.label}", *LIST_QUERIES.get(endpoint.rule, lambda a: [])(a)]
+    op = (document["paths"].get(endpoint.openapi_path) or {}).get("get") or {}
+    for param in op.get("parameters", []):
+        if param.get("in") == "query" and param["name"] in A_VALUES \
+                and param["name"] != "tenant":
+            queries.append(f"?{param['name']}={A_VALUES[param['name']](a)}")
+    return queries
+
+
+@pytest.fixture(scope="module")
+def document(app: Any) -> dict[str, Any]:
+    from gateway.openapi import document as build
+
+    return build(app.extensions["gateway"].api)
+
+
+@pytest.mark.parametrize("endpoint", LISTS, ids=_ids(LISTS))
+def test_lists_never_show_another_tenants_resources(endpoint: Endpoint, tenant_a: TenantA,
+                                                    tenant_b: ApiClient, nbctl: Any,
+                                                    document: dict[str, Any]) -> None:
+    before = snapshot(tenant_a, nbctl)
+    for query in _queries(endpoint, tenant_a, document):
+        resp = tenant_b.request(endpoint.method, endpoint.rule + query)
+        what = f"{endpoint.method} {endpoint.rule}{query} as tenant B"
+        if query.startswith(("?network_id", "?port_id")):
+            # Filtering by another tenant's id: either an empty list or the 404 of an id
+            # nobody has, never A's resources.
+            assert resp.status_code in (200, 404), (what, resp.status_code)
+        else:
+            assert resp.status_code == 200, (what, resp.get_data(as_text=True))
+        text = resp.get_data(as_text=True)
+        for secret in tenant_a.secrets():
+            assert secret not in text, (what, secret)
+        if endpoint.method == "GET" and resp.status_code == 200:
+            for item in resp.get_json()["items"]:
+                assert item.get("tenant_id") == tenant_b.tenant, (what, item)
+    assert snapshot(tenant_a, nbctl) == before
+
+
+@pytest.mark.parametrize("endpoint", LISTS, ids=_ids(LISTS))
+def test_only_admins_list_another_tenant(endpoint: Endpoint, tenant_a: TenantA,
+                                         tenant_b: ApiClient, admin_api: ApiClient) -> None:
+    path = f"{endpoint.rule}?tenant={tenant_a.tenant}"
+    resp = tenant_b.request(endpoint.method, path)
+    assert resp.status_code == 400, (path, resp.status_code, resp.get_data(as_text=True))
+    assert resp.mimetype == PROBLEM
+    if endpoint.method == "GET":
+        assert "tenant" in (resp.get_json().get("errors") or {}), resp.get_json()
+        for secret in tenant_a.secrets()[:-1]:
+            assert secret not in resp.get_data(as_text=True)
+    # The same query for B's own tenant is fine.
+    own = tenant_b.request(endpoint.method, f"{endpoint.rule}?tenant={tenant_b.tenant}")
+    assert own.status_code in (200, 400), own.get_data(as_text=True)
+    # Admins may.
+    seen = admin_api.request(endpoint.method, path)
+    assert seen.status_code == 200, seen.get_data(as_text=True)
+    if endpoint.method == "GET" and endpoint.rule in LIST_SHOWS:
+        ids = [item["id"] for item in seen.get_json()["items"]]
+        assert LIST_SHOWS[endpoint.rule](tenant_a) in ids
+        assert all(item["tenant_id"] == tenant_a.tenant for item in seen.get_json()["items"])
+
+
+def test_a_sees_its_own_resources(tenant_a: TenantA) -> None:
+    """The leak checks above would pass vacuously if A's resources were not listable."""
+    a = tenant_a
+    assert [n["id"] for n in a.api.get("/v1/networks").get_json()["items"]] == \
+        [a.network["id"]]
+    assert [p["id"] for p in a.api.get("/v1/ports").get_json()["items"]] == [a.port["id"]]
+    assert [n["id"] for n in a.api.get(f"/v1/networks?name={a.network['name']}")
+            .get_json()["items"]] == [a.network["id"]]
+    assert [p["id"] for p in a.api.get(f"/v1/ports?label=iso={a.label}")
+            .get_json()["items"]] == [a.port["id"]]
+
+
+def test_snapshot_sees_a_rows(tenant_a: TenantA, nbctl: Any) -> None:
+    """The 'unchanged' checks compare real rows, not empty lists."""
+    snap = snapshot(tenant_a, nbctl)
+    assert len(snap["ls"]) == 1 and len(snap["lsp"]) == 1
+    rows = snap["rows"]
+    assert len(rows["Logical_Switch"]) == 1 and len(rows["Logical_Switch_Port"]) == 1
+    assert rows["DHCP_Options"] and rows["Port_Group"]
+    assert len(rows.get("DNS", [])) >= 2  # the user record and the port's automatic one
+
+
+# -- B's creates ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("endpoint", CREATES, ids=_ids(CREATES))
+def test_creates_stay_in_the_callers_tenant(endpoint: Endpoint, tenant_a: TenantA,
+                                            tenant_b: ApiClient, nbctl: Any) -> None:
+    if reason := endpoint.uncovered():
+        pytest.fail(reason)
+    before = snapshot(tenant_a, nbctl)
+    a_list = tenant_a.api.get(endpoint.rule).get_json()
+    # Naming A's tenant is refused for non-admins.
+    resp = tenant_b.post(endpoint.rule, {**CREATE_BODIES[endpoint.rule](),
+                                         "tenant_id": tenant_a.tenant})
+    assert resp.status_code == 400, resp.get_data(as_text=True)
+    assert "tenant_id" in (resp.get_json().get("errors") or {}), resp.get_json()
+    # A reference to one of A's resources is 404 for that field.
+    for field, make in CREATE_REFERENCES[endpoint.rule]:
+        body = {**CREATE_BODIES[endpoint.rule](), **make(tenant_a)}
+        resp = tenant_b.post(endpoint.rule, body)
+        assert resp.status_code == 404, (field, resp.get_data(as_text=True))
+        assert any(k == field or k.startswith(field + ".")
+                   for k in resp.get_json().get("errors") or {}), resp.get_json()
+    # A plain create lands in B's tenant.
+    resp = tenant_b.post(endpoint.rule, CREATE_BODIES[endpoint.rule]())
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+    assert resp.get_json()["tenant_id"] == tenant_b.tenant
+    assert tenant_a.api.get(endpoint.rule).get_json() == a_list
+    assert snapshot(tenant_a, nbctl) == before
+
+
+def test_updating_to_reference_another_tenants_network_is_404(tenant_a: TenantA,
+                                                              tenant_b: ApiClient,
+                                                              nbctl: Any) -> None:
+    before = snapshot(tenant_a, nbctl)
+    own = tenant_b.post("/v1/dns-records", CREATE_BODIES["/v1/dns-records"]())
+    assert own.status_code == 201, own.get_json()
+    record = own.get_json()
+    resp = tenant_b.patch(f"/v1/dns-records/{record['id']}",
+                          {"networks": [tenant_a.network["id"]]})
+    assert resp.status_code == 404, resp.get_json()
+    assert any(k.startswith("networks") for k in resp.get_json().get("errors") or {})
+    assert tenant_b.get(f"/v1/dns-records/{record['id']}").get_json() == record
+    assert snapshot(tenant_a, nbctl) == before
+
+
+def test_policies_select_only_their_own_tenants_ports(tenant_a: TenantA,
+                                                      tenant_b: ApiClient,
+                                                      nbctl: Any) -> None:
+    """A selector is evaluated inside the caller's tenant, whatever labels others use."""
+    a = tenant_a
+    before = snapshot(a, nbctl)
+    a_selected = before["policy"]["status"]["selected_ports"]
+    assert a_selected == 1
+    # B's policy that selects A's label, and one that selects everything.
+    b_net = tenant_b.get("/v1/networks").get_json()["items"][0]
+    stolen = tenant_b.post("/v1/policies", {
+        "name": unique("pol"), "selector": {"iso": a.label},
+        "ingress": [{"action": "allow", "peers": [{"selector": {"iso": a.label}}]}]})
+    assert stolen.status_code == 201, stolen.get_json()
+    everything = tenant_b.post("/v1/policies", {"name": unique("pol"), "selector": {}})
+    assert everything.status_code == 201, everything.get_json()
+    for policy in (stolen.get_json(), everything.get_json()):
+        assert policy["status"]["selected_ports"] == 0, policy
+        compiled = tenant_b.get(f"/v1/policies/{policy['id']}/rules")
+        assert compiled.status_code == 200
+        text = compiled.get_data(as_text=True)
+        for secret in [*a.secrets(), *a.port["ips"]]:
+            assert secret not in text, secret
+    # B's port with A's label joins B's policies, never A's.
+    b_port = tenant_b.port(b_net["id"], labels={"iso": a.label})
+    assert tenant_b.get(f"/v1/policies/{stolen.get_json()['id']}").get_json()[
+        "status"]["selected_ports"] == 1
+    assert a.api.get(f"/v1/policies/{a.policy['id']}").get_json()[
+        "status"]["selected_ports"] == a_selected
+    compiled_a = a.api.get(f"/v1/policies/{a.policy['id']}/rules").get_data(as_text=True)
+    assert b_port["id"] not in compiled_a and b_port["mac"] not in compiled_a
+    assert snapshot(a, nbctl) == before
+
+
+def test_same_name_in_another_tenant_is_no_conflict(tenant_a: TenantA,
+                                                    tenant_b: ApiClient) -> None:
+    """A 409 would tell B that A has a network of that name."""
+    resp = tenant_b.post("/v1/networks", {"name": tenant_a.network["name"],
+                                          "cidr": "10.44.0.0/24"})
+    assert resp.status_code == 201, resp.get_json()
+    net = resp.get_json()
+    resp = tenant_b.post(f"/v1/networks/{net['id']}/ports",
+                         {"name": tenant_a.port["name"], "ips": tenant_a.port["ips"],
+                          "mac": tenant_a.port["mac"]})
+    assert resp.status_code == 201, resp.get_json()
+
+
+def test_idempotency_keys_are_per_tenant(client: Any, tenant_b: ApiClient) -> None:
+    a = ApiClient(client, unique("tenant-a"))
+    key = unique("idem")
+    body = {"name": unique("n"), "cidr": "10.45.0.0/24"}
+    first = a.post("/v1/networks", body, headers={"Idempotency-Key": key})
+    assert first.status_code == 201
+    again = tenant_b.post("/v1/networks", body, headers={"Idempotency-Key": key})
+    assert again.status_code == 201, again.get_json()
+    assert again.get_json()["id"] != first.get_json()["id"]
+    assert again.get_json()["tenant_id"] == tenant_b.tenant
+    other = tenant_b.post("/v1/networks", {**body, "name": unique("n")},
+                          headers={"Idempotency-Key": key + "-x"})
+    assert other.status_code == 201
+
+
+# -- admins act on A --------------------------------------------------------------------
+
+@pytest.mark.parametrize("endpoint", ITEMS, ids=_ids(ITEMS))
+def test_admin_acts_on_another_tenants_items(endpoint: Endpoint, tenant_a: TenantA,
+                                             admin_api: ApiClient) -> None:
+    if reason := endpoint.uncovered():
+        pytest.fail(reason)
+    path = endpoint.path(endpoint.of_a(tenant_a))
+    if endpoint.method == "DELETE":
+        path += ADMIN_DELETE_QUERY.get(endpoint.rule, "")
+    resp = admin_api.request(endpoint.method, path, _body_for(endpoint, tenant_a))
+    expected = {"GET": 200, "HEAD": 200, "PATCH": 200, "DELETE": 204, "POST": 201}
+    assert resp.status_code == expected[endpoint.method], resp.get_data(as_text=True)
+    if endpoint.method in ("GET", "PATCH", "POST") and not endpoint.admin_only:
+        doc = resp.get_json()
+        for item in doc["items"] if "items" in doc else [doc]:
+            assert item.get("tenant_id", tenant_a.tenant) == tenant_a.tenant, doc
+    if endpoint.admin_only:
+        return
+    if endpoint.method == "PATCH":
+        again = tenant_a.api.get(path).get_json()
+        assert again["description"] == "changed" and again["revision"] == \
+            resp.get_json()["revision"]
+    if endpoint.method == "DELETE":
+        assert tenant_a.api.get(path.split("?")[0]).status_code == 404
+    if endpoint.method == "POST":
+        created = resp.get_json()
+        assert tenant_a.api.get(resp.headers["Location"]).get_json() == created
+
+
+def test_admin_sees_a_in_lists_only_when_asked(tenant_a: TenantA,
+                                               admin_api: ApiClient) -> None:
+    scoped = admin_api.get(f"/v1/ports?tenant={tenant_a.tenant}").get_json()["items"]
+    assert [p["id"] for p in scoped] == [tenant_a.port["id"]]
+    own = admin_api.get(f"/v1/ports?tenant={admin_api.tenant}").get_json()["items"]
+    assert own == []
