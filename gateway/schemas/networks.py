@@ -36,18 +36,18 @@ class DhcpV6(StrictSchema):
 class DhcpOptions(StrictSchema):
     """Options a port may override; the network's values stay for the rest."""
 
-    lease_time = fields.Integer(validate=LEASE, metadata={"description": "seconds"})
+    lease_time = fields.Integer(strict=True, validate=LEASE, metadata={"description": "seconds"})
     dns_servers = fields.List(IP(), validate=validate.Length(max=8))
     domain_name = FQDN()
     ntp_servers = fields.List(IPv4(), validate=validate.Length(max=8))
     routes = fields.List(fields.Nested(StaticRoute), validate=validate.Length(max=32),
                          metadata={"description": "classless static routes (option 121)"})
-    mtu = fields.Integer(validate=validate.Range(min=68, max=9216))
+    mtu = fields.Integer(strict=True, validate=validate.Range(min=68, max=9216))
 
 
 class NetworkDhcp(DhcpOptions):
     enabled = fields.Boolean(load_default=True)
-    lease_time = fields.Integer(load_default=43200, validate=LEASE)
+    lease_time = fields.Integer(strict=True, load_default=43200, validate=LEASE)
     ipv6 = fields.Nested(DhcpV6, load_default=lambda: {"enabled": True, "mode": "stateful"})
 
 
@@ -55,7 +55,7 @@ class NetworkSchema(ResourceSchema):
     cidr = CIDRv4(required=True)
     ipv6_cidr = CIDRv6()
     gateway_ip = IPv4(metadata={"description": "default: the first host of cidr"})
-    mtu = fields.Integer(validate=validate.Range(min=68, max=9216))
+    mtu = fields.Integer(strict=True, validate=validate.Range(min=68, max=9216))
     dns_domain = FQDN()
     dhcp = fields.Nested(NetworkDhcp, load_default=lambda: NetworkDhcp().load({}))
 

@@ -86,14 +86,15 @@ class Log(StrictSchema):
 
 
 class PolicyStatus(StrictSchema):
-    selected_ports = fields.Integer()
+    selected_ports = fields.Integer(strict=True)
 
 
 class PolicySchema(ResourceSchema):
     selector = Labels(load_default=dict, metadata={"description": "{} selects every port"})
     networks = fields.List(fields.UUID(), validate=validate.Length(max=64),
                            metadata={"description": "only ports of these networks"})
-    priority = fields.Integer(load_default=500, validate=validate.Range(min=0, max=1000))
+    priority = fields.Integer(strict=True, load_default=500,
+                              validate=validate.Range(min=0, max=1000))
     ingress = fields.List(fields.Nested(Rule), load_default=list,
                           validate=validate.Length(max=64))
     egress = fields.List(fields.Nested(Rule), load_default=list,
@@ -113,7 +114,7 @@ class PolicyListQuery(ListQuery):
 
 class CompiledAcl(StrictSchema):
     direction = fields.String()
-    priority = fields.Integer()
+    priority = fields.Integer(strict=True)
     match = fields.String()
     action = fields.String()
     name = fields.String()

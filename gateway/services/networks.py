@@ -115,6 +115,11 @@ class NetworkService(Resource):
                 dns.sync_port_record(t, stored_doc(port), port.name, new, row)
 
     def remove(self, t: Txn, row: Any, doc: Doc, cascade: bool) -> None:
+        named_by = policies.policies_naming_network(t, doc["tenant_id"], doc["id"])
+        if named_by:
+            # Dropping the id would widen or silently change those policies.
+            raise Conflict(f"network is named by policies {', '.join(sorted(named_by))}; "
+                           "change them first")
         ports = list(t.rows(LSP, "port", parent=doc["id"]))
         if ports and not cascade:
             raise Conflict(f"network has {len(ports)} ports; delete them or use ?cascade=true")

@@ -125,19 +125,32 @@ def on_port_change(t: Txn, tenant: str, lsp: Any, old: Doc | None, new: Doc | No
                 for ip in after - before:
                     row.addvalue("addresses", ip)
                 if before - after:
-                    _recompute(t, row, tenant, selector, family, lsp.name)
+                    _recompute(t, row, tenant, selector, family, lsp.name, after)
 
 
 def _recompute(t: Txn, row: Any, tenant: str, selector: dict[str, str], family: int,
-               changed_port: str) -> None:
+               changed_port: str, changed_ips: set[str]) -> None:
     """Addresses can repeat across a tenant's networks: rebuild rather than remove blindly."""
-    ips: set[str] = set()
+    ips: set[str] = set(changed_ips)
     for lsp, doc in tenant_ports(t, tenant):
         if lsp.name == changed_port:
             continue
         if pc.peer_selects(selector, doc):
             ips |= _family_ips(doc, family)
     row.addresses = sorted(ips)
+
+
+def policies_naming_network(t: Txn, tenant: str, network_id: str) -> list[str]:
+    names = []
+    for pg in t.rows(PG, KIND, tenant=tenant):
+        policy = stored_doc(pg)
+        named = {str(n) for n in policy.get("networks") or []}
+        for direction in ("ingress", "egress"):
+            for rule in policy.get(direction) or []:
+                named |= {str(p["network"]) for p in rule.get("peers") or [] if "network" in p}
+        if network_id in named:
+            names.append(policy["name"])
+    return names
 
 
 class PolicyService(Resource):

@@ -53,7 +53,7 @@ def port_bounds(value: int | str) -> tuple[int, int]:
     return int(low), int(high or low)
 
 
-def _port_clause(protocol: str, ports: list[int | str] | None) -> str:
+def _port_clause(protocol: str, ports: list[int | str] | None, side: str = "dst") -> str:
     if protocol == "any":
         return ""
     if protocol == "icmp":
@@ -63,8 +63,8 @@ def _port_clause(protocol: str, ports: list[int | str] | None) -> str:
     parts = []
     for value in ports:
         low, high = port_bounds(value)
-        parts.append(f"{protocol}.dst == {low}" if low == high else
-                     f"({protocol}.dst >= {low} && {protocol}.dst <= {high})")
+        parts.append(f"{protocol}.{side} == {low}" if low == high else
+                     f"({protocol}.{side} >= {low} && {protocol}.{side} <= {high})")
     return f"{protocol} && ({' || '.join(parts)})"
 
 
@@ -109,9 +109,12 @@ def compile_policy(policy: dict[str, Any], network_cidrs: dict[str, list[str]]) 
             if l4:
                 terms.append(l4)
             action = "drop" if rule["action"] == "deny" else allow
-            acls.append(AclSpec(ovn_dir, rule_priority(policy.get("priority", 500),
-                                                        rule["action"]),
-                                " && ".join(terms), action, key, log, severity))
+            priority = rule_priority(policy.get("priority", 500), rule["action"])
+            acls.append(AclSpec(ovn_dir, priority, " && ".join(terms), action, key, log,
+                                severity))
+            if action == "allow-stateless":
+                acls.append(_reply_acl(direction, group, rule, key, pid, network_cidrs,
+                                       priority))
         acls.append(AclSpec(ovn_dir, DEFAULT_DROP, f"{port_field} == @{group} && ip", "drop",
                             f"{direction}/default", log, severity))
         infra = "nd || nd_rs || nd_ra"
@@ -121,6 +124,22 @@ def compile_policy(policy: dict[str, Any], network_cidrs: dict[str, list[str]]) 
         acls.append(AclSpec(ovn_dir, INFRA_ALLOW, f"{port_field} == @{group} && ({infra})",
                             "allow-stateless", f"{direction}/infra"))
     return acls
+
+
+def _reply_acl(direction: str, group: str, rule: dict[str, Any], key: str, pid: str,
+               network_cidrs: dict[str, list[str]], priority: int) -> AclSpec:
+    """Without conntrack nothing lets replies back: allow them statelessly as well, so they
+    also bypass conntrack on a switch that other (stateful) policies make stateful."""
+    port_field, addr_field, ovn_dir = (("inport", "dst", "from-lport") if direction == "ingress"
+                                       else ("outport", "src", "to-lport"))
+    terms = [f"{port_field} == @{group}", "ip"]
+    peers = _peer_clauses(rule.get("peers"), addr_field, key, pid, network_cidrs)
+    if peers is not None:
+        terms.append("(" + " || ".join(peers) + ")")
+    l4 = _port_clause(rule.get("protocol", "any"), rule.get("ports"), side="src")
+    if l4:
+        terms.append(l4)
+    return AclSpec(ovn_dir, priority, " && ".join(terms), "allow-stateless", key + "/reply")
 
 
 def selects(policy: dict[str, Any], port: dict[str, Any]) -> bool:
