@@ -63,9 +63,10 @@ def create_app(settings: Settings | None = None, nb: Northbound | None = None,
     )
     nb = nb or Northbound(settings)
     gw = Gateway(settings, nb, TokenVerifier(settings))
-    gw.services = {"networks": NetworkService(nb, settings), "ports": PortService(nb, settings),
-                   "dns": DnsRecordService(nb, settings), "quotas": QuotaService(nb, settings),
-                   "policies": PolicyService(nb, settings)}
+    resources = {"networks": NetworkService(nb, settings), "ports": PortService(nb, settings),
+                 "dns": DnsRecordService(nb, settings), "policies": PolicyService(nb, settings)}
+    gw.services = {**resources,
+                   "quotas": QuotaService(nb, settings, list(resources.values()))}
     app.extensions["gateway"] = gw
     api = Api(app)
     for blp in RESOURCE_BLUEPRINTS:

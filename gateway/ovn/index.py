@@ -152,6 +152,10 @@ class OwnedIndex:
             return (kind, "tenant", tenant)
         return (kind,)
 
+    def count_by_key(self, kind: str, name: str, value: str, tenant: str) -> int:
+        with self._lock:
+            return len(self._sorted.get((kind, "key", name, value, tenant), ()))
+
     def ids_by_key(self, kind: str, name: str, value: str,
                    tenant: str | None = None) -> list[str]:
         key = (kind, "key", name, value) + ((tenant,) if tenant is not None else ())

@@ -14,6 +14,7 @@ from typing import Any
 
 from gateway.errors import BadRequest, Conflict, NotFound
 from gateway.ovn import naming
+from gateway.ovn.index import OwnedIndex
 from gateway.ovn.transaction import Txn
 from gateway.services.resources import Doc, Resource, now, own, stored_doc
 
@@ -61,7 +62,7 @@ def relink(t: Txn, record: Any, before: dict[str, Any], after: dict[str, Any]) -
 
 
 def record_keys(doc: Doc) -> dict[str, str]:
-    keys = {"fqdn": doc["fqdn"]}
+    keys = {"fqdn": doc["fqdn"], "origin": "user"}
     if doc.get("networks") is None:
         keys["scope"] = "all"
     for network_id in doc.get("networks") or []:
@@ -88,8 +89,9 @@ def link_new_network(t: Txn, ls: Any, tenant: str) -> None:
 
 
 def sync_port_record(t: Txn, port: Doc | None, port_id: str, network: Doc | None,
-                     ls: Any) -> None:
-    """Create, update or delete the automatic record of one port."""
+                     ls: Any, field: str = "hostname") -> None:
+    """Create, update or delete the automatic record of one port; `field` is the request
+    field a name conflict is reported on."""
     record_id = str(uuid.uuid5(AUTO_NAMESPACE, port_id))
     row = t.get(DNS, KIND, record_id)
     wanted = bool(port and network and port.get("hostname") and network.get("dns_domain"))
@@ -99,7 +101,7 @@ def sync_port_record(t: Txn, port: Doc | None, port_id: str, network: Doc | None
         return
     assert port is not None and network is not None
     fqdn = f"{port['hostname']}.{network['dns_domain']}"
-    check_fqdn(t, port["tenant_id"], fqdn, record_id, "hostname")
+    check_fqdn(t, port["tenant_id"], fqdn, record_id, field)
     old = stored_doc(row) if row is not None else None
     stamp = now()
     doc = {"id": record_id, "name": "auto-" + port_id, "tenant_id": port["tenant_id"],
@@ -117,7 +119,7 @@ def sync_port_record(t: Txn, port: Doc | None, port_id: str, network: Doc | None
         ls.addvalue("dns_records", row)
     else:
         row.records = records
-    own(row, KIND, doc, port_id, keys={"fqdn": fqdn})
+    own(row, KIND, doc, port_id, keys={"fqdn": fqdn, "origin": "auto"})
 
 
 class DnsRecordService(Resource):
@@ -153,6 +155,9 @@ class DnsRecordService(Resource):
 
     def lookup_keys(self, doc: Doc) -> dict[str, str]:
         return record_keys(doc)
+
+    def used(self, index: OwnedIndex, tenant: str) -> int:
+        return index.count_by_key(KIND, "origin", "user", tenant)  # automatic ones are free
 
     def read_only_fields(self) -> tuple[str, ...]:
         return ("auto", "port_id")

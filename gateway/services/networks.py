@@ -112,7 +112,7 @@ class NetworkService(Resource):
         relink_ports(t, self.dhcp, new, rows)
         if new.get("dns_domain") != old.get("dns_domain"):
             for port in t.rows(LSP, "port", parent=new["id"]):
-                dns.sync_port_record(t, stored_doc(port), port.name, new, row)
+                dns.sync_port_record(t, stored_doc(port), port.name, new, row, "dns_domain")
 
     def remove(self, t: Txn, row: Any, doc: Doc, cascade: bool) -> None:
         named_by = policies.policies_naming_network(t, doc["tenant_id"], doc["id"])

@@ -11,15 +11,14 @@ from gateway.ovn.connection import Northbound
 from gateway.ovn.index import _committed_external_ids
 from gateway.ovn.transaction import Txn
 from gateway.services import tenants
-
-# Which rows count against each quota; families not built yet count zero.
-COUNTED = {"networks": ("Logical_Switch", "network"), "ports": ("Logical_Switch_Port", "port"),
-           "dns_records": ("DNS", "dns-record"), "policies": ("Port_Group", "policy")}
+from gateway.services.resources import Resource
 
 
 class QuotaService:
-    def __init__(self, nb: Northbound, settings: Settings) -> None:
+    def __init__(self, nb: Northbound, settings: Settings, resources: list[Resource]) -> None:
         self.nb, self.settings = nb, settings
+        # Which resource kind counts against each quota; families not built yet count zero.
+        self.counted = {r.quota: r for r in resources}
 
     def _overrides(self, tenant: str) -> dict[str, int]:
         entry = self.nb.index(tenants.TABLE).by_id(tenants.KIND, tenant)
@@ -35,8 +34,8 @@ class QuotaService:
     def usage(self, tenant: str) -> dict[str, int]:
         self.nb.ensure_ready()
         counts = dict.fromkeys(self.settings.quotas, 0)
-        for family, (table, kind) in COUNTED.items():
-            counts[family] = self.nb.index(table).count(kind, tenant=tenant)
+        for family, resource in self.counted.items():
+            counts[family] = resource.used(self.nb.index(resource.table), tenant)
         return counts
 
     def update(self, tenant: str, patch: dict[str, Any]) -> dict[str, int]:
@@ -47,8 +46,8 @@ class QuotaService:
                 if limit is None:
                     row.delkey("external_ids", key)
                     continue
-                table_kind = COUNTED.get(family)
-                used = t.count(*table_kind, tenant=tenant) if table_kind else 0
+                resource = self.counted.get(family)
+                used = resource.used(t.indexes[resource.table], tenant) if resource else 0
                 if limit < used:
                     raise Conflict.field(family, f"below current usage ({used})")
                 row.setkey("external_ids", key, str(limit))

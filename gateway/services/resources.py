@@ -16,7 +16,7 @@ from gateway.config import Settings
 from gateway.errors import BadRequest, Conflict, NotFound, PreconditionFailed, Unprocessable
 from gateway.ovn import naming
 from gateway.ovn.connection import Northbound
-from gateway.ovn.index import Entry, _committed_external_ids
+from gateway.ovn.index import Entry, OwnedIndex, _committed_external_ids
 from gateway.ovn.transaction import Txn
 from gateway.services import tenants
 
@@ -84,6 +84,10 @@ class Resource:
 
     def derive(self, row: Any, doc: Doc) -> Doc:
         return doc
+
+    def used(self, index: OwnedIndex, tenant: str) -> int:
+        """What counts against the tenant's quota for this kind."""
+        return index.count(self.kind, tenant=tenant)
 
     def complete(self, doc: Doc) -> None:
         """Fill defaults that depend on other fields (before an update is compared)."""
@@ -206,7 +210,7 @@ class Resource:
                     return self.render(earlier, stored_doc(earlier)), False
             if t.by_name(self.table, self.kind, tenant, body["name"]) is not None:
                 raise Conflict.field("name", f"a {self.kind} named {body['name']!r} exists")
-            tenants.check_quota(t, tenant_row, self.quota, self.table, self.kind,
+            tenants.check_quota(tenant_row, self.quota, self.used(t.indexes[self.table], tenant),
                                 self.settings.quotas)
             parent = self.resolve_parent(t, principal, tenant, parent_id)
             stamp = now()

@@ -39,10 +39,7 @@ def quota_of(tenant_row: Any, family: str, defaults: Mapping[str, int]) -> int:
     return int(raw) if raw is not None else defaults[family]
 
 
-def check_quota(t: Txn, tenant_row: Any, family: str, table: str, kind: str,
-                defaults: Mapping[str, int]) -> None:
+def check_quota(tenant_row: Any, family: str, used: int, defaults: Mapping[str, int]) -> None:
     limit = quota_of(tenant_row, family, defaults)
-    tenant = tenant_row.external_ids.get(naming.TENANT) if tenant_row.external_ids else None
-    used = t.count(table, kind, tenant=tenant) if tenant else 0
     if used >= limit:
         raise Conflict(f"quota exceeded: the tenant has {used} of {limit} {family}")
