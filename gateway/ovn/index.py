@@ -32,6 +32,8 @@ class Entry:
     parent: str | None
     idempotency: str | None
     keys: tuple[tuple[str, str], ...] = ()
+    # The parsed document of the kinds every port write consults (read-only: shared).
+    doc: dict[str, Any] | None = None
 
 
 def _committed_external_ids(row: Any) -> dict[str, str] | None:
@@ -42,18 +44,24 @@ def _committed_external_ids(row: Any) -> dict[str, str] | None:
     return value if isinstance(value, dict) else None
 
 
-def _is_owned(ids: dict[str, str]) -> bool:
-    """Only complete stamps count: a row imitating a few of our keys stays someone else's."""
+_NOT_OWNED: Any = object()
+
+
+def _owned_doc(ids: dict[str, str]) -> Any:
+    """The row's parsed API document ({} for internal rows), or _NOT_OWNED: only complete
+    stamps count, so a row imitating a few of our keys stays someone else's."""
     if not (ids.get(naming.KIND) and ids.get(naming.ID) and ids.get(naming.TENANT)):
-        return False
+        return _NOT_OWNED
     if ids[naming.KIND] not in naming.DOCUMENT_KINDS:
-        return True
+        return {}
     try:
         doc = json.loads(ids.get(naming.DOC, ""))
     except ValueError:
-        return False
-    return (isinstance(doc, dict) and doc.get("id") == ids[naming.ID]
-            and doc.get("tenant_id") == ids[naming.TENANT] and naming.NAME in ids)
+        return _NOT_OWNED
+    if (isinstance(doc, dict) and doc.get("id") == ids[naming.ID]
+            and doc.get("tenant_id") == ids[naming.TENANT] and naming.NAME in ids):
+        return doc
+    return _NOT_OWNED
 
 
 class OwnedIndex:
@@ -85,13 +93,17 @@ class OwnedIndex:
 
     def add(self, row: Any) -> None:
         ids = _committed_external_ids(row)
-        if not ids or not _is_owned(ids):
+        if not ids:
+            return
+        doc = _owned_doc(ids)
+        if doc is _NOT_OWNED:
             return
         entry = Entry(row.uuid, ids[naming.KIND], ids[naming.ID], ids.get(naming.TENANT, ""),
                       ids.get(naming.NAME), ids.get(naming.PARENT),
                       ids.get(naming.IDEMPOTENCY, "").split("\n", 1)[0] or None,
                       tuple((k[len(naming.KEY):], v) for k, v in sorted(ids.items())
-                            if k.startswith(naming.KEY)))
+                            if k.startswith(naming.KEY)),
+                      doc if ids[naming.KIND] in naming.CACHED_DOC_KINDS else None)
         with self._lock:
             self._discard(row.uuid)
             self._by_uuid[row.uuid] = entry

@@ -19,6 +19,8 @@ LOCK = PREFIX + "lock"
 QUOTA = PREFIX + "quota:"
 # Kinds whose rows carry the API document (DOC); the others are internal rows.
 DOCUMENT_KINDS = frozenset({"network", "port", "dns-record", "policy"})
+# Kinds whose parsed document the index keeps: few rows, read on every port write.
+CACHED_DOC_KINDS = frozenset({"policy"})
 # Secondary lookup keys: `ovn-nb-gateway:key:<name>` = value, indexed per kind and tenant.
 KEY = PREFIX + "key:"
 

@@ -40,6 +40,12 @@ class Txn:
             if row is not None:
                 yield row
 
+    def entries(self, table: str, kind: str, tenant: str | None = None) -> Iterator[Entry]:
+        return self.indexes[table].entries(kind, tenant)
+
+    def row_of(self, table: str, entry: Entry) -> Any:
+        return self._row(table, entry)
+
     def rows_by_key(self, table: str, kind: str, name: str, value: str,
                     tenant: str | None = None) -> Iterator[Any]:
         index = self.indexes[table]

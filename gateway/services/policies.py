@@ -4,7 +4,6 @@ every port write calls on_port_change() inside its own transaction."""
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from gateway.errors import NotFound
@@ -25,7 +24,8 @@ LOG_RATE = 100  # log lines per second per tenant; more are dropped by the meter
 
 
 def _family_ips(port: Doc, family: int) -> set[str]:
-    return {ip for ip in port.get("ips") or [] if ipaddress.ip_address(ip).version == family}
+    # Addresses are stored normalised, so a colon tells the family.
+    return {ip for ip in port.get("ips") or [] if (":" in ip) == (family == 6)}
 
 
 def _meter(t: Txn, tenant: str) -> str:
@@ -62,30 +62,40 @@ def tenant_ports(t: Txn, tenant: str) -> list[tuple[Any, Doc]]:
     return [(lsp, stored_doc(lsp)) for lsp in t.rows(LSP, "port", tenant=tenant)]
 
 
-def materialize(t: Txn, pg: Any, policy: Doc) -> None:
+def materialize(t: Txn, pg: Any, policy: Doc, previous: Doc | None = None) -> None:
     """(Re)write the port group's members, the peer address sets and the ACLs."""
     cidrs = _network_cidrs(t, policy)
     ports = tenant_ports(t, policy["tenant_id"])
     pg.ports = [lsp for lsp, doc in ports if pc.selects(policy, doc)]
-    wanted: dict[str, tuple[str, list[str]]] = {}
-    for rule, j, selector in pc.selector_peers(policy):
+    for key, selector in pc.peer_selectors(policy).items():
         for family in (4, 6):
             ips = sorted({ip for _, doc in ports if pc.peer_selects(selector, doc)
                           for ip in _family_ips(doc, family)})
-            wanted[f"{policy['id']}/{rule}/{j}/{family}"] = (
-                pc.address_set_name(policy["id"], rule, j, family), ips)
-    for row in list(t.rows(AS, PEERS, parent=policy["id"])):
-        key = row.external_ids[naming.ID]
-        if key not in wanted:
-            row.delete()
-        else:
-            _, ips = wanted.pop(key)
-            if sorted(row.addresses) != ips:
+            row = t.get(AS, PEERS, f"{key}/{family}")
+            if row is None:
+                t.insert(AS, name=pc.address_set_name(policy["tenant_id"], selector, family),
+                         addresses=ips, external_ids=naming.owner_ids(
+                             PEERS, f"{key}/{family}", policy["tenant_id"], parent=key))
+            elif sorted(row.addresses) != ips:
                 row.addresses = ips
-    for key, (name, ips) in wanted.items():
-        t.insert(AS, name=name, addresses=ips, external_ids=naming.owner_ids(
-            PEERS, key, policy["tenant_id"], parent=policy["id"]))
+    if previous is not None:
+        drop_unused_peer_sets(t, previous, policy)
     pg.acls = [_acl_row(t, policy, spec) for spec in pc.compile_policy(policy, cidrs)]
+
+
+def drop_unused_peer_sets(t: Txn, old: Doc, new: Doc | None) -> None:
+    """Delete the shared peer sets that no policy of the tenant uses any more."""
+    gone = set(pc.peer_selectors(old)) - set(pc.peer_selectors(new) if new else ())
+    if not gone:
+        return
+    for entry in t.entries(PG, KIND, tenant=old["tenant_id"]):
+        if entry.id != old["id"] and entry.doc is not None:
+            gone -= set(pc.peer_selectors(entry.doc))
+    for key in gone:
+        for family in (4, 6):
+            row = t.get(AS, PEERS, f"{key}/{family}")
+            if row is not None:
+                row.delete()
 
 
 def _acl_row(t: Txn, policy: Doc, spec: pc.AclSpec) -> Any:
@@ -103,29 +113,34 @@ def _acl_row(t: Txn, policy: Doc, spec: pc.AclSpec) -> Any:
 
 def on_port_change(t: Txn, tenant: str, lsp: Any, old: Doc | None, new: Doc | None) -> None:
     """Keep every policy of the tenant right after one port was created, changed or deleted."""
-    for pg in t.rows(PG, KIND, tenant=tenant):
-        policy = stored_doc(pg)
+    selectors: dict[str, dict[str, str]] = {}
+    for entry in t.entries(PG, KIND, tenant=tenant):
+        policy = entry.doc
+        if policy is None:
+            continue
         was = old is not None and pc.selects(policy, old)
         now = new is not None and pc.selects(policy, new)
         if now and not was:
-            pg.addvalue("ports", lsp)
+            t.row_of(PG, entry).addvalue("ports", lsp)
         elif was and not now and new is not None:
-            pg.delvalue("ports", lsp)  # a deleted port leaves by itself (weak reference)
-        for rule, j, selector in pc.selector_peers(policy):
-            for family in (4, 6):
-                before = _family_ips(old, family) if old and pc.peer_selects(selector, old) \
-                    else set()
-                after = _family_ips(new, family) if new and pc.peer_selects(selector, new) \
-                    else set()
-                if before == after:
-                    continue
-                row = t.get(AS, PEERS, f"{policy['id']}/{rule}/{j}/{family}")
-                if row is None:
-                    continue
-                for ip in after - before:
-                    row.addvalue("addresses", ip)
-                if before - after:
-                    _recompute(t, row, tenant, selector, family, lsp.name, after)
+            # A deleted port leaves by itself (weak reference).
+            t.row_of(PG, entry).delvalue("ports", lsp)
+        selectors.update(pc.peer_selectors(policy))
+    for key, selector in selectors.items():
+        for family in (4, 6):
+            before = _family_ips(old, family) if old and pc.peer_selects(selector, old) \
+                else set()
+            after = _family_ips(new, family) if new and pc.peer_selects(selector, new) \
+                else set()
+            if before == after:
+                continue
+            row = t.get(AS, PEERS, f"{key}/{family}")
+            if row is None:
+                continue
+            for ip in after - before:
+                row.addvalue("addresses", ip)
+            if before - after:
+                _recompute(t, row, tenant, selector, family, lsp.name, after)
 
 
 def _recompute(t: Txn, row: Any, tenant: str, selector: dict[str, str], family: int,
@@ -165,11 +180,10 @@ class PolicyService(Resource):
         return pg
 
     def apply_update(self, t: Txn, row: Any, old: Doc, new: Doc) -> None:
-        materialize(t, row, new)
+        materialize(t, row, new, previous=old)
 
     def remove(self, t: Txn, row: Any, doc: Doc, cascade: bool) -> None:
-        for address_set in list(t.rows(AS, PEERS, parent=doc["id"])):
-            address_set.delete()
+        drop_unused_peer_sets(t, doc, None)
         row.delete()  # its ACLs are not root rows and go with it
 
     def derive(self, row: Any, doc: Doc) -> Doc:
@@ -183,11 +197,12 @@ class PolicyService(Resource):
         if pg is None:
             raise NotFound(f"policy {policy_id} not found")
         sets = {}
-        for set_id in self.nb.index(AS).ids(PEERS, parent=policy_id):
-            set_entry = self.nb.index(AS).by_id(PEERS, set_id)
-            row = self.nb.row(AS, set_entry.row_uuid) if set_entry else None
-            if row is not None:
-                sets[row.name] = sorted(row.addresses)
+        for key in pc.peer_selectors(stored_doc(pg, committed=True)):
+            for family in (4, 6):
+                set_entry = self.nb.index(AS).by_id(PEERS, f"{key}/{family}")
+                row = self.nb.row(AS, set_entry.row_uuid) if set_entry else None
+                if row is not None:
+                    sets[row.name] = sorted(row.addresses)
         acls = [{"direction": a.direction, "priority": a.priority, "match": a.match,
                  "action": a.action, "name": (list(a.name) or [None])[0], "log": a.log,
                  "severity": (list(a.severity) or [None])[0],

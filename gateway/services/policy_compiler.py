@@ -11,7 +11,9 @@ ipaddress objects, names built from UUIDs), so user text never becomes match syn
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,9 +38,14 @@ def group_name(policy_id: str) -> str:
     return "ovngw_p" + policy_id.replace("-", "")
 
 
-def address_set_name(policy_id: str, rule: str, peer: int, family: int) -> str:
-    direction, index = rule.split("/")
-    return f"ovngw_p{policy_id.replace('-', '')}_{direction[0]}{index}_{peer}_ip{family}"
+def selector_key(tenant: str, selector: dict[str, str]) -> str:
+    """Policies of a tenant that select peers by the same labels share one address set."""
+    canonical = json.dumps([tenant, selector], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:20]
+
+
+def address_set_name(tenant: str, selector: dict[str, str], family: int) -> str:
+    return f"ovngw_s{selector_key(tenant, selector)}_ip{family}"
 
 
 def rule_priority(policy_priority: int, action: str) -> int:
@@ -68,17 +75,17 @@ def _port_clause(protocol: str, ports: list[int | str] | None, side: str = "dst"
     return f"{protocol} && ({' || '.join(parts)})"
 
 
-def _peer_clauses(peers: list[dict[str, Any]] | None, field: str, rule: str, policy_id: str,
+def _peer_clauses(peers: list[dict[str, Any]] | None, field: str, tenant: str,
                   network_cidrs: dict[str, list[str]]) -> list[str] | None:
     """One clause per peer, or None when the rule has no peers (any address)."""
     if not peers:
         return None
     clauses = []
-    for j, peer in enumerate(peers):
+    for peer in peers:
         if "selector" in peer:
             for family in (4, 6):
                 clauses.append(f"ip{family}.{field} == "
-                               f"${address_set_name(policy_id, rule, j, family)}")
+                               f"${address_set_name(tenant, peer['selector'], family)}")
         else:
             cidrs = [peer["cidr"]] if "cidr" in peer else network_cidrs[str(peer["network"])]
             for cidr in cidrs:
@@ -88,8 +95,8 @@ def _peer_clauses(peers: list[dict[str, Any]] | None, field: str, rule: str, pol
 
 
 def compile_policy(policy: dict[str, Any], network_cidrs: dict[str, list[str]]) -> list[AclSpec]:
-    pid = policy["id"]
-    group = group_name(pid)
+    group = group_name(policy["id"])
+    tenant = policy["tenant_id"]
     log = bool((policy.get("log") or {}).get("enabled"))
     severity = (policy.get("log") or {}).get("severity") if log else None
     allow = "allow-related" if policy.get("stateful", True) else "allow-stateless"
@@ -102,7 +109,7 @@ def compile_policy(policy: dict[str, Any], network_cidrs: dict[str, list[str]]) 
         for i, rule in enumerate(rules):
             key = f"{direction}/{i}"
             terms = [f"{port_field} == @{group}", "ip"]
-            peers = _peer_clauses(rule.get("peers"), addr_field, key, pid, network_cidrs)
+            peers = _peer_clauses(rule.get("peers"), addr_field, tenant, network_cidrs)
             if peers is not None:
                 terms.append("(" + " || ".join(peers) + ")")
             l4 = _port_clause(rule.get("protocol", "any"), rule.get("ports"))
@@ -113,7 +120,7 @@ def compile_policy(policy: dict[str, Any], network_cidrs: dict[str, list[str]]) 
             acls.append(AclSpec(ovn_dir, priority, " && ".join(terms), action, key, log,
                                 severity))
             if action == "allow-stateless":
-                acls.append(_reply_acl(direction, group, rule, key, pid, network_cidrs,
+                acls.append(_reply_acl(direction, group, rule, key, tenant, network_cidrs,
                                        priority))
         acls.append(AclSpec(ovn_dir, DEFAULT_DROP, f"{port_field} == @{group} && ip", "drop",
                             f"{direction}/default", log, severity))
@@ -126,14 +133,14 @@ def compile_policy(policy: dict[str, Any], network_cidrs: dict[str, list[str]]) 
     return acls
 
 
-def _reply_acl(direction: str, group: str, rule: dict[str, Any], key: str, pid: str,
+def _reply_acl(direction: str, group: str, rule: dict[str, Any], key: str, tenant: str,
                network_cidrs: dict[str, list[str]], priority: int) -> AclSpec:
     """Without conntrack nothing lets replies back: allow them statelessly as well, so they
     also bypass conntrack on a switch that other (stateful) policies make stateful."""
     port_field, addr_field, ovn_dir = (("inport", "dst", "from-lport") if direction == "ingress"
                                        else ("outport", "src", "to-lport"))
     terms = [f"{port_field} == @{group}", "ip"]
-    peers = _peer_clauses(rule.get("peers"), addr_field, key, pid, network_cidrs)
+    peers = _peer_clauses(rule.get("peers"), addr_field, tenant, network_cidrs)
     if peers is not None:
         terms.append("(" + " || ".join(peers) + ")")
     l4 = _port_clause(rule.get("protocol", "any"), rule.get("ports"), side="src")
@@ -155,12 +162,12 @@ def peer_selects(selector: dict[str, str], port: dict[str, Any]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
 
-def selector_peers(policy: dict[str, Any]) -> list[tuple[str, int, dict[str, str]]]:
-    """(rule key, peer index, selector) of every label-selected peer."""
-    found = []
+def peer_selectors(policy: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The distinct label selectors of the policy's peers, by selector_key."""
+    found = {}
     for direction in ("ingress", "egress"):
-        for i, rule in enumerate(policy.get(direction) or []):
-            for j, peer in enumerate(rule.get("peers") or []):
+        for rule in policy.get(direction) or []:
+            for peer in rule.get("peers") or []:
                 if "selector" in peer:
-                    found.append((f"{direction}/{i}", j, peer["selector"]))
+                    found[selector_key(policy["tenant_id"], peer["selector"])] = peer["selector"]
     return found
