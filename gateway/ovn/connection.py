@@ -31,13 +31,14 @@ from gateway.ovn.transaction import Txn
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 SCHEMA = "OVN_Northbound"
-# Columns the gateway writes; a server schema without them is not one we support.
+# The columns the gateway reads or writes: a server schema without them is not one we
+# support, and only these are replicated (the rest of a row would only cost memory).
 REQUIRED_COLUMNS = {
-    "Logical_Switch": {"name", "ports", "external_ids", "other_config", "dns_records"},
+    "Logical_Switch": {"name", "ports", "external_ids", "dns_records"},
     "Logical_Switch_Port": {"name", "addresses", "port_security", "enabled", "up",
                             "dhcpv4_options", "dhcpv6_options", "external_ids"},
     "DHCP_Options": {"cidr", "options", "external_ids"},
-    "Port_Group": {"name", "ports", "external_ids"},
+    "Port_Group": {"name", "ports", "acls", "external_ids"},
     "DNS": {"records", "external_ids"},
     "Address_Set": {"name", "addresses", "external_ids"},
     "ACL": {"direction", "priority", "match", "action", "name", "log", "severity", "meter",
@@ -129,7 +130,7 @@ class Northbound:
                     self._stop.wait(10)
                     continue
                 for table in naming.TABLES:
-                    helper.register_table(table)
+                    helper.register_columns(table, sorted(REQUIRED_COLUMNS[table]))
                 self.idl = _GatewayIdl(remotes, helper,
                                        leader_only=self.settings.leader_only)
                 self.connection = ovs_connection.Connection(self.idl, self.settings.ovn_timeout)
