@@ -19,6 +19,7 @@ from gateway.errors import Forbidden, Unauthorized
 TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 FAMILIES = ("networks", "policies", "load-balancers", "gateways", "dns")
 _ASYMMETRIC = ("RS256", "ES256")
+_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class TokenVerifier:
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
         self._public_key: Any = None
+        self._verified: dict[str, tuple[float, Principal]] = {}
         self._jwks: jwt.PyJWKSet | None = None
         if settings.jwt_public_key:
             self._public_key = load_pem_public_key(Path(settings.jwt_public_key).read_bytes())
@@ -77,6 +79,17 @@ class TokenVerifier:
         raise Unauthorized(f"token algorithm {alg!r} is not accepted here")
 
     def verify(self, token: str) -> Principal:
+        """Verified tokens are remembered until they expire: the check is deterministic."""
+        cached = self._verified.get(token)
+        if cached is not None and cached[0] > time.time():
+            return cached[1]
+        principal, expires = self._verify(token)
+        if len(self._verified) >= _CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = (expires, principal)
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -92,7 +105,7 @@ class TokenVerifier:
                                 audience=self._audience, options=options, leeway=5)
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"invalid token: {exc}") from exc
-        return principal_from_claims(claims)
+        return principal_from_claims(claims), float(claims["exp"])
 
 
 def _key_matches(key: Any, alg: str) -> bool:

@@ -57,7 +57,8 @@ class NetworkSchema(ResourceSchema):
     gateway_ip = IPv4(metadata={"description": "default: the first host of cidr"})
     mtu = fields.Integer(strict=True, validate=validate.Range(min=68, max=9216))
     dns_domain = FQDN()
-    dhcp = fields.Nested(NetworkDhcp, load_default=lambda: NetworkDhcp().load({}))
+    dhcp = fields.Nested(NetworkDhcp, load_default=lambda: {
+        "enabled": True, "lease_time": 43200, "ipv6": {"enabled": True, "mode": "stateful"}})
 
 
 NETWORK_IMMUTABLE = ("cidr", "ipv6_cidr")
