@@ -173,6 +173,7 @@ class PolicyService(Resource):
     family = "policies"
     quota = "policies"
     table = PG
+    lock_tenant_on_write = True  # peer address sets are shared by the tenant's policies
 
     def write_new(self, t: Txn, doc: Doc, parent: Any, tenant_row: Any) -> Any:
         pg = t.insert(PG, name=pc.group_name(doc["id"]))

@@ -20,6 +20,7 @@ from typing import Any
 RULE_BASE = 2000
 DEFAULT_DROP = 1000
 INFRA_ALLOW = 1001
+CONNTRACK_ON = 1
 _L4 = ("tcp", "udp", "sctp")
 
 
@@ -130,6 +131,13 @@ def compile_policy(policy: dict[str, Any], network_cidrs: dict[str, list[str]]) 
                       " || (udp && udp.src == 546 && udp.dst == 547)")
         acls.append(AclSpec(ovn_dir, INFRA_ALLOW, f"{port_field} == @{group} && ({infra})",
                             "allow-stateless", f"{direction}/infra"))
+    if acls and allow == "allow-stateless":
+        # OVN tracks connections on a switch only while some ACL there is stateful, and the
+        # replies of a selected port's own connections depend on that. This never-matching
+        # stateful ACL keeps them passing whatever else is on the switch; the rules above
+        # still bypass conntrack for what they match.
+        acls.append(AclSpec("from-lport", CONNTRACK_ON, f"inport == @{group} && ip4 && ip6",
+                            "allow-related", "conntrack"))
     return acls
 
 

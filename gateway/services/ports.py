@@ -97,6 +97,7 @@ class PortService(Resource):
     family = "networks"
     quota = "ports"
     table = LSP
+    lock_tenant_on_write = True  # port writes update policy groups and shared peer sets
 
     @property
     def dhcp(self) -> DhcpRows:

@@ -67,6 +67,9 @@ class Resource:
     quota = ""  # quota counter
     table = ""
     immutable: tuple[str, ...] = ()
+    # Kinds whose writes share rows across resources of a tenant take the tenant lock on
+    # every write, so concurrent gateways cannot interleave those decisions.
+    lock_tenant_on_write = False
 
     def __init__(self, nb: Northbound, settings: Settings) -> None:
         self.nb = nb
@@ -230,6 +233,8 @@ class Resource:
             row = self.locate(t, principal, resource_id)
             row.verify("external_ids")  # a concurrent write elsewhere re-runs this check
             old = stored_doc(row)
+            if self.lock_tenant_on_write:
+                tenants.lock(t, old["tenant_id"])
             check_if_match(old, if_match)
             self.before_change(old)
             for field in self.immutable:
@@ -244,7 +249,7 @@ class Resource:
             self.complete(new)
             if new == old:
                 return self.render(row, old)
-            if new["name"] != old["name"]:
+            if new["name"] != old["name"] and not self.lock_tenant_on_write:
                 tenants.lock(t, old["tenant_id"])
                 if t.by_name(self.table, self.kind, old["tenant_id"], new["name"]) is not None:
                     raise Conflict.field("name", f"a {self.kind} named {new['name']!r} exists")
@@ -267,6 +272,8 @@ class Resource:
             doc = stored_doc(row)
             check_if_match(doc, if_match)
             self.before_change(doc)
+            if self.lock_tenant_on_write:
+                tenants.lock(t, doc["tenant_id"])
             self.remove(t, row, doc, cascade)
 
         self.nb.transact(change, f"delete_{self.kind}")

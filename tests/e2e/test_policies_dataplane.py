@@ -214,12 +214,10 @@ def test_stateless_allow(trio: Trio) -> None:
     # not isolated for egress and reach a port that is not isolated for ingress.
     assert trio.connects("web", "db", 5432)
     assert not trio.connects("other", "db", 5432)
-    # With only stateless ACLs the switch does no conntrack, so nothing lets replies *into*
-    # db: its own connections get no answer (the answers hit db's ingress default drop).
-    # (With any stateful policy on the same network they would pass instead: see the
-    # inconsistency entry in the e2e bug list.)
-    assert not trio.connects("db", "web", 5432)
-    assert not trio.pings("db", "web")
+    # db's own connections get their replies whether or not other policies make the switch
+    # stateful: a stateless policy keeps conntrack on for them (rule "conntrack").
+    assert trio.connects("db", "web", 5432)
+    assert trio.pings("db", "web")
 
 
 def test_cidr_peer_port_range_and_icmp(trio: Trio) -> None:
