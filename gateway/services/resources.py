@@ -249,8 +249,9 @@ class Resource:
             self.complete(new)
             if new == old:
                 return self.render(row, old)
-            if new["name"] != old["name"] and not self.lock_tenant_on_write:
-                tenants.lock(t, old["tenant_id"])
+            if new["name"] != old["name"]:
+                if not self.lock_tenant_on_write:
+                    tenants.lock(t, old["tenant_id"])
                 if t.by_name(self.table, self.kind, old["tenant_id"], new["name"]) is not None:
                     raise Conflict.field("name", f"a {self.kind} named {new['name']!r} exists")
             new["revision"] = old["revision"] + 1

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from conftest import ApiClient, unique
 from nbhelpers import PREFIX, _decode, as_list, lsp, owned, rows
 
+from gateway.services.policy_compiler import selector_key
+
 MISSING = "00000000-0000-4000-8000-000000000000"
+DB = {"app": "db"}
+WEB = {"app": "web"}
+CACHE = {"app": "cache"}
 
 # -- helpers ---------------------------------------------------------------------------------
 
@@ -65,15 +74,80 @@ def acl_by_rule(nbctl: Any, policy_id: str) -> dict[str, dict[str, Any]]:
     return {a["external_ids"][PREFIX + "rule"]: a for a in acls(nbctl, policy_id)}
 
 
+_SET_NAME = re.compile(r"ovngw_s([0-9a-f]{20})_ip([46])")
+_SET_REF = re.compile(r"\$(ovngw_s[0-9a-f]{20}_ip[46])(?![A-Za-z0-9_])")
+
+
+def set_name(tenant: str, selector: dict[str, str], family: int = 4) -> str:
+    """The shared peer set of (tenant, selector); the key itself is pinned in the unit tests."""
+    return f"ovngw_s{selector_key(tenant, selector)}_ip{family}"
+
+
+def _check_peer_set(row: dict[str, Any], tenant: str) -> None:
+    """A shared peer set: named by its key, stamped kind/id/parent/tenant, no policy parent."""
+    found = _SET_NAME.fullmatch(row["name"])
+    assert found, row["name"]
+    key, family = found.groups()
+    ids = row["external_ids"]
+    assert ids[PREFIX + "kind"] == "policy-peers", ids
+    assert ids[PREFIX + "id"] == f"{key}/{family}", ids
+    assert ids[PREFIX + "parent"] == key, ids
+    assert ids[PREFIX + "tenant"] == tenant, ids
+    for ip in as_list(row["addresses"]):
+        assert (":" in ip) == (family == "6"), (row["name"], ip)
+
+
+def set_rows(nbctl: Any, tenant: str) -> dict[str, dict[str, Any]]:
+    """Every peer set row of the tenant, by name."""
+    found = owned(nbctl, "Address_Set", kind="policy-peers", tenant=tenant)
+    for row in found:
+        _check_peer_set(row, tenant)
+    by_name = {r["name"]: r for r in found}
+    assert len(by_name) == len(found), found
+    return by_name
+
+
+def tenant_sets(nbctl: Any, tenant: str) -> dict[str, list[str]]:
+    """Every peer set of the tenant: name -> sorted addresses."""
+    return {name: sorted(as_list(r["addresses"])) for name, r in set_rows(nbctl, tenant).items()}
+
+
+def pair(nbctl: Any, tenant: str, selector: dict[str, str]) -> dict[int, dict[str, Any]]:
+    """The two rows (by family) of the shared set pair of (tenant, selector); {} if absent."""
+    key = selector_key(tenant, selector)
+    found = owned(nbctl, "Address_Set", kind="policy-peers", parent=key)
+    for row in found:
+        _check_peer_set(row, tenant)
+    by_family = {int(r["name"][-1]): r for r in found}
+    assert len(found) in (0, 2) and len(by_family) == len(found), found
+    for family in (4, 6):
+        # nothing else in the database has the name (a foreign row would shadow ours)
+        assert len(rows(nbctl, "Address_Set", f"name={set_name(tenant, selector, family)}")) \
+            == (1 if found else 0)
+    return by_family
+
+
 def address_sets(nbctl: Any, policy_id: str) -> dict[str, list[str]]:
-    return {r["name"]: sorted(as_list(r["addresses"]))
-            for r in owned(nbctl, "Address_Set", kind="policy-peers", parent=policy_id)}
+    """The peer sets the policy's ACLs reference, name -> sorted addresses. Every one of them
+    must exist, as a shared peer set of the policy's tenant."""
+    group = pg(nbctl, policy_id)
+    assert group is not None
+    tenant = group["external_ids"][PREFIX + "tenant"]
+    names = {n for a in acls(nbctl, policy_id) for n in _SET_REF.findall(a["match"])}
+    out = {}
+    for name in names:
+        found = rows(nbctl, "Address_Set", f"name={name}")
+        assert len(found) == 1, f"{name} is referenced by policy {policy_id} but missing"
+        _check_peer_set(found[0], tenant)
+        out[name] = sorted(as_list(found[0]["addresses"]))
+    return out
 
 
-def peer_set(nbctl: Any, policy_id: str, rule: str = "i0", peer: int = 0,
+def peer_set(nbctl: Any, policy: dict[str, Any], selector: dict[str, str],
              family: int = 4) -> list[str]:
-    name = f"{group_name(policy_id)}_{rule}_{peer}_ip{family}"
-    sets = address_sets(nbctl, policy_id)
+    """The addresses of the set the policy uses for the selector."""
+    name = set_name(policy["tenant_id"], selector, family)
+    sets = address_sets(nbctl, policy["id"])
     assert name in sets, (name, sets)
     return sets[name]
 
@@ -100,7 +174,7 @@ _WORDS = frozenset({"inport", "outport", "ip", "ip4", "ip6", "ip4.src", "ip4.dst
 _TOKEN = re.compile(
     r"(?P<space>\s+)|(?P<op>&&|\|\||==|>=|<=|[()])|"
     r"(?P<group>@ovngw_p[0-9a-f]{32}(?![A-Za-z0-9_]))|"
-    r"(?P<set>\$ovngw_p[0-9a-f]{32}_[ie][0-9]+_[0-9]+_ip[46](?![A-Za-z0-9_]))|"
+    r"(?P<set>\$ovngw_s[0-9a-f]{20}_ip[46](?![A-Za-z0-9_]))|"
     r"(?P<cidr>[0-9a-f:.]+/[0-9]+)|(?P<int>[0-9]+(?![0-9A-Za-z_.:/]))|"
     r"(?P<word>[A-Za-z_][A-Za-z0-9_.]*)")
 
@@ -160,6 +234,7 @@ def test_acls_have_direction_priority_match_action_name(api: Any, nbctl: Any) ->
         {"action": "deny", "protocol": "icmp"},
     ], egress=[{"action": "allow", "protocol": "udp", "ports": [53]}])
     gid = group_name(pol["id"])
+    lb4, lb6 = set_name(api.tenant, {"app": "lb"}, 4), set_name(api.tenant, {"app": "lb"}, 6)
     by_rule = acl_by_rule(nbctl, pol["id"])
     assert set(by_rule) == {"ingress/0", "ingress/1", "ingress/default", "ingress/infra",
                             "egress/0", "egress/default", "egress/infra"}
@@ -167,7 +242,7 @@ def test_acls_have_direction_priority_match_action_name(api: Any, nbctl: Any) ->
         "ingress/0": ("to-lport", rule_priority(100, "allow"), "allow-related",
                       f"outport == @{gid} && ip && (ip4.src == 192.168.0.0/16 || "
                       f"ip4.src == 10.61.0.0/24 || ip6.src == fd00:61::/64 || "
-                      f"ip4.src == ${gid}_i0_2_ip4 || ip6.src == ${gid}_i0_2_ip6) && "
+                      f"ip4.src == ${lb4} || ip6.src == ${lb6}) && "
                       "tcp && (tcp.dst == 80 || (tcp.dst >= 8000 && tcp.dst <= 8080))"),
         "ingress/1": ("to-lport", rule_priority(100, "deny"), "drop",
                       f"outport == @{gid} && ip && (icmp4 || icmp6)"),
@@ -207,8 +282,9 @@ def test_rules_view_is_what_ovn_holds(api: Any, other_api: Any, nbctl: Any) -> N
     view = resp.get_json()
     assert view["port_group"] == group_name(pol["id"])
     assert view["address_sets"] == address_sets(nbctl, pol["id"])
-    assert view["address_sets"] == {f"{group_name(pol['id'])}_i0_0_ip4": db["ips"],
-                                    f"{group_name(pol['id'])}_i0_0_ip6": []}
+    assert view["address_sets"] == {set_name(api.tenant, {"app": "db"}, 4): db["ips"],
+                                    set_name(api.tenant, {"app": "db"}, 6): []}
+    assert tenant_sets(nbctl, api.tenant) == view["address_sets"]
     from_ovn = [{"direction": a["direction"], "priority": a["priority"], "match": a["match"],
                  "action": a["action"], "name": as_list(a["name"])[0], "log": a["log"],
                  "severity": (as_list(a["severity"]) or [None])[0],
@@ -336,7 +412,7 @@ def test_new_port_joins_group_and_peer_sets_in_the_same_request(api: Any, nbctl:
     pol = create(api, selector={"app": "web"},
                  ingress=[{"action": "allow", "peers": [{"selector": {"app": "db"}}]}])
     assert pol["status"]["selected_ports"] == 0
-    assert peer_set(nbctl, pol["id"]) == [] and peer_set(nbctl, pol["id"], family=6) == []
+    assert peer_set(nbctl, pol, DB) == [] and peer_set(nbctl, pol, DB, family=6) == []
     web = api.port(net["id"], labels={"app": "web"})
     assert members(nbctl, pol["id"]) == {web["id"]}
     assert selected(api, pol["id"]) == 1
@@ -344,8 +420,8 @@ def test_new_port_joins_group_and_peer_sets_in_the_same_request(api: Any, nbctl:
     v4 = [ip for ip in db["ips"] if ":" not in ip]
     v6 = [ip for ip in db["ips"] if ":" in ip]
     assert len(v4) == 1 and len(v6) == 1
-    assert peer_set(nbctl, pol["id"]) == v4
-    assert peer_set(nbctl, pol["id"], family=6) == v6
+    assert peer_set(nbctl, pol, DB) == v4
+    assert peer_set(nbctl, pol, DB, family=6) == v6
     assert members(nbctl, pol["id"]) == {web["id"]}
 
 
@@ -355,20 +431,20 @@ def test_relabelling_moves_a_port(api: Any, nbctl: Any) -> None:
                  ingress=[{"action": "allow", "peers": [{"selector": {"app": "db"}}]}])
     port = api.port(net["id"], labels={"app": "db"})
     assert members(nbctl, pol["id"]) == set()
-    assert peer_set(nbctl, pol["id"]) == port["ips"]
+    assert peer_set(nbctl, pol, DB) == port["ips"]
     resp = api.patch(f"/v1/ports/{port['id']}", {"labels": {"app": "web"}})
     assert resp.status_code == 200, resp.get_json()
     assert members(nbctl, pol["id"]) == {port["id"]}
-    assert peer_set(nbctl, pol["id"]) == []
+    assert peer_set(nbctl, pol, DB) == []
     assert selected(api, pol["id"]) == 1
     resp = api.patch(f"/v1/ports/{port['id']}", {"labels": {"app": None}})
     assert resp.status_code == 200, resp.get_json()
     assert members(nbctl, pol["id"]) == set()
-    assert peer_set(nbctl, pol["id"]) == []
+    assert peer_set(nbctl, pol, DB) == []
     assert selected(api, pol["id"]) == 0
     resp = api.patch(f"/v1/ports/{port['id']}", {"labels": {"app": "db"}})
     assert resp.status_code == 200, resp.get_json()
-    assert peer_set(nbctl, pol["id"]) == port["ips"]
+    assert peer_set(nbctl, pol, DB) == port["ips"]
 
 
 def test_readdressing_a_port_updates_peer_sets(api: Any, nbctl: Any) -> None:
@@ -376,10 +452,10 @@ def test_readdressing_a_port_updates_peer_sets(api: Any, nbctl: Any) -> None:
     pol = create(api, ingress=[{"action": "allow", "peers": [{"selector": {"app": "db"}}]}])
     db = api.port(net["id"], labels={"app": "db"})
     keep = api.port(net["id"], labels={"app": "db"})
-    assert peer_set(nbctl, pol["id"]) == sorted([*db["ips"], *keep["ips"]])
+    assert peer_set(nbctl, pol, DB) == sorted([*db["ips"], *keep["ips"]])
     resp = api.patch(f"/v1/ports/{db['id']}", {"ips": ["10.65.0.77"]})
     assert resp.status_code == 200, resp.get_json()
-    assert peer_set(nbctl, pol["id"]) == sorted(["10.65.0.77", *keep["ips"]])
+    assert peer_set(nbctl, pol, DB) == sorted(["10.65.0.77", *keep["ips"]])
 
 
 def test_deleting_a_port_removes_it(api: Any, nbctl: Any) -> None:
@@ -389,10 +465,10 @@ def test_deleting_a_port_removes_it(api: Any, nbctl: Any) -> None:
     web1 = api.port(net["id"], labels={"app": "web"})
     web2 = api.port(net["id"], labels={"app": "web"})
     assert members(nbctl, pol["id"]) == {web1["id"], web2["id"]}
-    assert peer_set(nbctl, pol["id"], "e0") == sorted([*web1["ips"], *web2["ips"]])
+    assert peer_set(nbctl, pol, WEB) == sorted([*web1["ips"], *web2["ips"]])
     assert api.delete(f"/v1/ports/{web1['id']}").status_code == 204
     assert members(nbctl, pol["id"]) == {web2["id"]}
-    assert peer_set(nbctl, pol["id"], "e0") == web2["ips"]
+    assert peer_set(nbctl, pol, WEB) == web2["ips"]
     assert selected(api, pol["id"]) == 1
 
 
@@ -406,7 +482,7 @@ def test_network_cascade_delete_removes_its_ports_from_policies(api: Any, nbctl:
     assert members(nbctl, pol["id"]) == {gone[0]["id"], gone[1]["id"], kept["id"]}
     assert api.delete(f"/v1/networks/{doomed['id']}?cascade=true").status_code == 204
     assert members(nbctl, pol["id"]) == {kept["id"]}
-    assert peer_set(nbctl, pol["id"]) == kept["ips"]
+    assert peer_set(nbctl, pol, DB) == kept["ips"]
     assert selected(api, pol["id"]) == 1
 
 
@@ -418,14 +494,14 @@ def test_same_ip_in_two_networks_stays_while_one_port_has_it(api: Any, nbctl: An
     second = api.port(net2["id"], labels={"app": "db"})
     third = api.port(net2["id"], labels={"app": "db"})
     assert first["ips"] == second["ips"]
-    assert peer_set(nbctl, pol["id"]) == sorted({*first["ips"], *third["ips"]})
+    assert peer_set(nbctl, pol, DB) == sorted({*first["ips"], *third["ips"]})
     # deleting one holder keeps the address
     assert api.delete(f"/v1/ports/{first['id']}").status_code == 204
-    assert peer_set(nbctl, pol["id"]) == sorted({*second["ips"], *third["ips"]})
+    assert peer_set(nbctl, pol, DB) == sorted({*second["ips"], *third["ips"]})
     # relabelling the other holder away removes it
     resp = api.patch(f"/v1/ports/{second['id']}", {"labels": {"app": "web"}})
     assert resp.status_code == 200, resp.get_json()
-    assert peer_set(nbctl, pol["id"]) == third["ips"]
+    assert peer_set(nbctl, pol, DB) == third["ips"]
 
 
 def test_same_ip_relabel_keeps_the_address_of_the_other_holder(api: Any, nbctl: Any) -> None:
@@ -437,7 +513,7 @@ def test_same_ip_relabel_keeps_the_address_of_the_other_holder(api: Any, nbctl: 
     assert first["ips"] == second["ips"]
     resp = api.patch(f"/v1/ports/{first['id']}", {"labels": {"app": "web"}})
     assert resp.status_code == 200, resp.get_json()
-    assert peer_set(nbctl, pol["id"]) == second["ips"]
+    assert peer_set(nbctl, pol, DB) == second["ips"]
 
 
 def test_same_ip_survives_cascade_delete_of_the_other_network(api: Any, nbctl: Any) -> None:
@@ -448,9 +524,9 @@ def test_same_ip_survives_cascade_delete_of_the_other_network(api: Any, nbctl: A
     gone = api.port(doomed["id"], labels={"app": "db"})
     kept = api.port(stays["id"], labels={"app": "db"})
     assert gone["ips"] == kept["ips"]
-    assert peer_set(nbctl, pol["id"], "e0") == kept["ips"]
+    assert peer_set(nbctl, pol, DB) == kept["ips"]
     assert api.delete(f"/v1/networks/{doomed['id']}?cascade=true").status_code == 204
-    assert peer_set(nbctl, pol["id"], "e0") == kept["ips"]
+    assert peer_set(nbctl, pol, DB) == kept["ips"]
     assert members(nbctl, pol["id"]) == {kept["id"]}
 
 
@@ -462,7 +538,7 @@ def test_ports_created_before_the_policy_are_picked_up(api: Any, nbctl: Any) -> 
                  ingress=[{"action": "allow", "peers": [{"selector": {"app": "db"}}]}])
     assert pol["status"]["selected_ports"] == 1
     assert members(nbctl, pol["id"]) == {web["id"]}
-    assert peer_set(nbctl, pol["id"]) == db["ips"]
+    assert peer_set(nbctl, pol, DB) == db["ips"]
 
 
 def test_empty_selector_selects_every_tenant_port_and_no_other(api: Any, other_api: Any,
@@ -476,11 +552,11 @@ def test_empty_selector_selects_every_tenant_port_and_no_other(api: Any, other_a
                                              "peers": [{"selector": {}}]}])
     assert pol["status"]["selected_ports"] == 2
     assert members(nbctl, pol["id"]) == {p["id"] for p in mine}
-    assert peer_set(nbctl, pol["id"]) == sorted(ip for p in mine for ip in p["ips"])
+    assert peer_set(nbctl, pol, {}) == sorted(ip for p in mine for ip in p["ips"])
     later_theirs = other_api.port(theirs_net["id"], labels={"app": "db"})
     later_mine = api.port(net1["id"], labels={"anything": "x"})
     assert members(nbctl, pol["id"]) == {p["id"] for p in [*mine, later_mine]}
-    ips = peer_set(nbctl, pol["id"])
+    ips = peer_set(nbctl, pol, {})
     for ip in [*theirs["ips"], *later_theirs["ips"]]:
         assert ip not in ips
     assert selected(api, pol["id"]) == 3
@@ -496,7 +572,7 @@ def test_networks_restricts_selection(api: Any, nbctl: Any) -> None:
     assert pol["networks"] == [net1["id"]]
     assert members(nbctl, pol["id"]) == {in1["id"]}
     # peers are not restricted by `networks`
-    assert len(peer_set(nbctl, pol["id"])) == 2
+    assert len(peer_set(nbctl, pol, WEB)) == 2
     later1 = api.port(net1["id"], labels={"app": "web"})
     api.port(net2["id"], labels={"app": "web"})
     assert members(nbctl, pol["id"]) == {in1["id"], later1["id"]}
@@ -531,16 +607,18 @@ def test_patch_recomputes_members_sets_and_acls(api: Any, nbctl: Any) -> None:
     assert body["ingress"][1]["ports"] == ["1000-2000"]
     assert members(nbctl, pol["id"]) == {db["id"]}
     gid = group_name(pol["id"])
-    # the old selector peer (ingress/0/0) is gone; the new one (ingress/1/0) holds cache
-    assert address_sets(nbctl, pol["id"]) == {f"{gid}_i1_0_ip4": cache["ips"],
-                                              f"{gid}_i1_0_ip6": []}
+    cache4, cache6 = set_name(api.tenant, CACHE, 4), set_name(api.tenant, CACHE, 6)
+    # the old selector's pair (app=db) is gone; the new one (app=cache) holds cache
+    assert address_sets(nbctl, pol["id"]) == {cache4: cache["ips"], cache6: []}
+    assert tenant_sets(nbctl, api.tenant) == {cache4: cache["ips"], cache6: []}
+    assert pair(nbctl, api.tenant, DB) == {}
     by_rule = acl_by_rule(nbctl, pol["id"])
     assert set(by_rule) == {"ingress/0", "ingress/1", "ingress/default", "ingress/infra"}
     assert by_rule["ingress/0"]["action"] == "drop"
     assert by_rule["ingress/0"]["priority"] == rule_priority(10, "deny")
     assert by_rule["ingress/1"]["match"] == (
-        f"outport == @{gid} && ip && (ip4.src == ${gid}_i1_0_ip4 || "
-        f"ip6.src == ${gid}_i1_0_ip6) && udp && ((udp.dst >= 1000 && udp.dst <= 2000))")
+        f"outport == @{gid} && ip && (ip4.src == ${cache4} || "
+        f"ip6.src == ${cache6}) && udp && ((udp.dst >= 1000 && udp.dst <= 2000))")
     assert not old_acls & {a["_uuid"] for a in acls(nbctl, pol["id"])}
     # no ACL of the policy is left behind outside its group
     assert len(owned(nbctl, "ACL", parent=pol["id"])) == 4
@@ -552,19 +630,23 @@ def test_patch_peer_selector_in_place_and_rename(api: Any, nbctl: Any) -> None:
     db = api.port(net["id"], labels={"app": "db"})
     cache = api.port(net["id"], labels={"app": "cache"})
     pol = create(api, ingress=[{"action": "allow", "peers": [{"selector": {"app": "db"}}]}])
-    assert peer_set(nbctl, pol["id"]) == db["ips"]
+    assert peer_set(nbctl, pol, DB) == db["ips"]
     new_name = unique("renamed")
     resp = api.patch(f"/v1/policies/{pol['id']}", {
         "name": new_name,
         "ingress": [{"action": "allow", "peers": [{"selector": {"app": "cache"}}]}]})
     assert resp.status_code == 200, resp.get_json()
-    assert peer_set(nbctl, pol["id"]) == cache["ips"]
+    assert peer_set(nbctl, pol, CACHE) == cache["ips"]
     assert len(address_sets(nbctl, pol["id"])) == 2
+    # no other policy used the old selector: its pair is gone
+    assert pair(nbctl, api.tenant, DB) == {}
+    assert set(tenant_sets(nbctl, api.tenant)) == {set_name(api.tenant, CACHE, f)
+                                                   for f in (4, 6)}
     assert {as_list(a["name"])[0] for a in acls(nbctl, pol["id"])} == {
         f"{api.tenant}/{new_name}"}
     # the new peer set keeps following the ports
     later = api.port(net["id"], labels={"app": "cache"})
-    assert peer_set(nbctl, pol["id"]) == sorted([*cache["ips"], *later["ips"]])
+    assert peer_set(nbctl, pol, CACHE) == sorted([*cache["ips"], *later["ips"]])
 
 
 def test_patch_of_other_fields_keeps_rules_with_ports(api: Any, nbctl: Any) -> None:
@@ -582,11 +664,34 @@ def test_patch_of_other_fields_keeps_rules_with_ports(api: Any, nbctl: Any) -> N
 
 def test_patch_to_no_rules_drops_the_acls(api: Any, nbctl: Any) -> None:
     pol = create(api, ingress=[{"action": "allow", "peers": [{"selector": {"a": "b"}}]}])
+    assert len(tenant_sets(nbctl, api.tenant)) == 2
     resp = api.patch(f"/v1/policies/{pol['id']}", {"ingress": []})
     assert resp.status_code == 200, resp.get_json()
     assert acls(nbctl, pol["id"]) == []
     assert address_sets(nbctl, pol["id"]) == {}
+    assert tenant_sets(nbctl, api.tenant) == {}
     assert owned(nbctl, "ACL", parent=pol["id"]) == []
+
+
+def test_rename_to_a_taken_name_is_409_and_changes_nothing(api: Any, other_api: Any,
+                                                           nbctl: Any) -> None:
+    first = create(api, ingress=[{"action": "allow", "peers": [{"selector": DB}]}])
+    second = create(api, egress=[{"action": "deny"}])
+    before = (acls(nbctl, second["id"]), tenant_sets(nbctl, api.tenant))
+    resp = api.patch(f"/v1/policies/{second['id']}", {"name": first["name"],
+                                                      "priority": 9})
+    assert resp.status_code == 409, resp.get_json()
+    assert "name" in _errors(resp)
+    assert api.get(f"/v1/policies/{second['id']}").get_json() == second
+    assert (acls(nbctl, second["id"]), tenant_sets(nbctl, api.tenant)) == before
+    names = [p["name"] for p in api.get("/v1/policies").get_json()["items"]]
+    assert sorted(names) == sorted([first["name"], second["name"]])
+    resp = api.post("/v1/policies", {"name": first["name"]})
+    assert resp.status_code == 409, resp.get_json()
+    # the same name in another tenant is fine, and so is renaming to a free name
+    assert other_api.post("/v1/policies", {"name": first["name"]}).status_code == 201
+    renamed = api.patch(f"/v1/policies/{second['id']}", {"name": unique("free")})
+    assert renamed.status_code == 200, renamed.get_json()
 
 
 def test_unchanged_patch_keeps_revision(api: Any) -> None:
@@ -605,18 +710,30 @@ def test_delete_removes_group_sets_acls_and_nothing_else(api: Any, nbctl: Any) -
     doomed = create(api, selector={"app": "web"}, log={"enabled": True},
                     ingress=[{"action": "deny", "peers": [{"selector": {"app": "db"}}]}],
                     egress=[{"action": "allow", "peers": [{"selector": {}}]}])
+    # app=db is shared with `keep`; {} is doomed's alone
     assert len(address_sets(nbctl, doomed["id"])) == 4
+    assert set(address_sets(nbctl, keep["id"])) < set(address_sets(nbctl, doomed["id"]))
+    assert len(tenant_sets(nbctl, api.tenant)) == 4
+
+    def tenant_group() -> dict[str, Any]:
+        """The tenant's port group, but for its write-lock counter: policy writes take the
+        tenant lock (the peer sets are shared), so that counter moves."""
+        (group,) = owned(nbctl, "Port_Group", kind="tenant", id=api.tenant)
+        ids = {k: v for k, v in group["external_ids"].items() if k != PREFIX + "lock"}
+        return {**group, "external_ids": ids}
 
     def others() -> Any:
         return (pg(nbctl, keep["id"]), acls(nbctl, keep["id"]), address_sets(nbctl, keep["id"]),
-                owned(nbctl, "Meter", kind="meter", id=api.tenant),
-                owned(nbctl, "Port_Group", kind="tenant", id=api.tenant), lsp(nbctl, web["id"]))
+                owned(nbctl, "Meter", kind="meter", id=api.tenant), tenant_group(),
+                lsp(nbctl, web["id"]))
 
     before = others()
     resp = api.delete(f"/v1/policies/{doomed['id']}")
     assert resp.status_code == 204 and resp.data == b""
     assert pg(nbctl, doomed["id"]) is None
     assert owned(nbctl, "Address_Set", parent=doomed["id"]) == []
+    assert pair(nbctl, api.tenant, {}) == {}
+    assert tenant_sets(nbctl, api.tenant) == address_sets(nbctl, keep["id"])
     assert owned(nbctl, "ACL", parent=doomed["id"]) == []
     assert all(group_name(doomed["id"]) not in a["match"] for a in rows(nbctl, "ACL"))
     assert others() == before
@@ -647,6 +764,500 @@ def test_other_tenant_cannot_see_or_touch_a_policy(api: Any, other_api: Any,
         assert resp.status_code == 404
     assert other_api.get("/v1/policies").get_json()["items"] == []
     assert (pg(nbctl, pol["id"]), acls(nbctl, pol["id"])) == before
+
+
+# -- peer sets shared per tenant and selector -------------------------------------------------
+
+
+def _split(ips: list[str]) -> tuple[list[str], list[str]]:
+    return sorted(ip for ip in ips if ":" not in ip), sorted(ip for ip in ips if ":" in ip)
+
+
+def uuids(nbctl: Any, tenant: str, selector: dict[str, str]) -> dict[int, str]:
+    return {family: row["_uuid"] for family, row in pair(nbctl, tenant, selector).items()}
+
+
+def test_policies_with_one_peer_selector_share_one_set_pair(api: Any, nbctl: Any) -> None:
+    net = api.network(cidr="10.100.0.0/24", ipv6_cidr="fd00:100::/64")
+    db = api.port(net["id"], labels=DB)
+    first = create(api, selector=WEB, ingress=[{"action": "allow", "peers": [{"selector": DB}]}])
+    # the same selector twice in one policy, in both directions, next to other peers
+    second = create(api, selector={"app": "lb"}, priority=7,
+                    ingress=[{"action": "allow", "peers": [{"selector": DB}]}],
+                    egress=[{"action": "deny", "protocol": "tcp", "ports": [22],
+                             "peers": [{"cidr": "10.0.0.0/8"}, {"selector": DB}]}])
+    v4, v6 = _split(db["ips"])
+    assert len(v4) == 1 and len(v6) == 1
+    name4, name6 = set_name(api.tenant, DB, 4), set_name(api.tenant, DB, 6)
+    expected = {name4: v4, name6: v6}
+    assert address_sets(nbctl, first["id"]) == expected
+    assert address_sets(nbctl, second["id"]) == expected
+    # one pair of rows for the tenant, not one per policy, rule or peer
+    assert tenant_sets(nbctl, api.tenant) == expected
+    assert len(owned(nbctl, "Address_Set", kind="policy-peers", tenant=api.tenant)) == 2
+    assert set(pair(nbctl, api.tenant, DB)) == {4, 6}
+    assert owned(nbctl, "Address_Set", parent=first["id"]) == []
+    assert owned(nbctl, "Address_Set", parent=second["id"]) == []
+    for pol in (first, second):
+        view = api.get(f"/v1/policies/{pol['id']}/rules").get_json()
+        assert view["address_sets"] == expected
+    rules = acl_by_rule(nbctl, second["id"])
+    assert rules["ingress/0"]["match"].endswith(f"(ip4.src == ${name4} || ip6.src == ${name6})")
+    assert f"ip4.dst == ${name4} || ip6.dst == ${name6}" in rules["egress/0"]["match"]
+    # a later port joins the one pair, and both policies see it
+    later = api.port(net["id"], labels=DB)
+    later4, later6 = _split(later["ips"])
+    expected = {name4: sorted([*v4, *later4]), name6: sorted([*v6, *later6])}
+    assert address_sets(nbctl, first["id"]) == address_sets(nbctl, second["id"]) == expected
+    assert tenant_sets(nbctl, api.tenant) == expected
+
+
+def test_deleting_one_sharer_keeps_the_set_and_the_last_removes_it(api: Any,
+                                                                  nbctl: Any) -> None:
+    net = api.network(cidr="10.101.0.0/24")
+    db = api.port(net["id"], labels=DB)
+    first = create(api, ingress=[{"action": "allow", "peers": [{"selector": DB}]}])
+    second = create(api, egress=[{"action": "allow", "peers": [{"selector": DB}]}])
+    rows_before = uuids(nbctl, api.tenant, DB)
+    expected = {set_name(api.tenant, DB, 4): db["ips"], set_name(api.tenant, DB, 6): []}
+    assert tenant_sets(nbctl, api.tenant) == expected
+
+    assert api.delete(f"/v1/policies/{first['id']}").status_code == 204
+    # kept as it was: same rows, same addresses
+    assert uuids(nbctl, api.tenant, DB) == rows_before
+    assert tenant_sets(nbctl, api.tenant) == expected
+    assert address_sets(nbctl, second["id"]) == expected
+    assert api.get(f"/v1/policies/{second['id']}/rules").get_json()["address_sets"] == expected
+    # and it still follows the ports
+    later = api.port(net["id"], labels=DB)
+    assert peer_set(nbctl, second, DB) == sorted([*db["ips"], *later["ips"]])
+
+    assert api.delete(f"/v1/policies/{second['id']}").status_code == 204
+    assert pair(nbctl, api.tenant, DB) == {}
+    assert tenant_sets(nbctl, api.tenant) == {}
+    # port writes without a set to keep are fine
+    api.port(net["id"], labels=DB)
+    assert tenant_sets(nbctl, api.tenant) == {}
+    # the next policy with the selector gets a new pair holding the current addresses
+    third = create(api, ingress=[{"action": "deny", "peers": [{"selector": DB}]}])
+    ips = sorted(ip for p in api.get(f"/v1/networks/{net['id']}/ports").get_json()["items"]
+                 for ip in p["ips"])
+    assert len(ips) == 3
+    assert peer_set(nbctl, third, DB) == ips
+    assert set(uuids(nbctl, api.tenant, DB).values()).isdisjoint(rows_before.values())
+
+
+def test_patch_to_another_peer_selector_drops_the_old_set_only_when_unused(
+        api: Any, nbctl: Any) -> None:
+    net = api.network(cidr="10.102.0.0/24")
+    db = api.port(net["id"], labels=DB)
+    cache = api.port(net["id"], labels=CACHE)
+    first = create(api, ingress=[{"action": "allow", "peers": [{"selector": DB}]}])
+    second = create(api, egress=[{"action": "allow", "peers": [{"selector": DB}]}])
+    db_rows = uuids(nbctl, api.tenant, DB)
+    db_sets = {set_name(api.tenant, DB, 4): db["ips"], set_name(api.tenant, DB, 6): []}
+    cache_sets = {set_name(api.tenant, CACHE, 4): cache["ips"],
+                  set_name(api.tenant, CACHE, 6): []}
+
+    # first moves to app=cache: a new pair; app=db stays for second, untouched
+    resp = api.patch(f"/v1/policies/{first['id']}",
+                     {"ingress": [{"action": "allow", "peers": [{"selector": CACHE}]}]})
+    assert resp.status_code == 200, resp.get_json()
+    assert address_sets(nbctl, first["id"]) == cache_sets
+    assert address_sets(nbctl, second["id"]) == db_sets
+    assert uuids(nbctl, api.tenant, DB) == db_rows
+    assert tenant_sets(nbctl, api.tenant) == {**db_sets, **cache_sets}
+    cache_rows = uuids(nbctl, api.tenant, CACHE)
+
+    # second moves too: app=db has no user left and goes; app=cache is reused as it is
+    resp = api.patch(f"/v1/policies/{second['id']}",
+                     {"egress": [{"action": "allow", "peers": [{"selector": CACHE}]}]})
+    assert resp.status_code == 200, resp.get_json()
+    assert pair(nbctl, api.tenant, DB) == {}
+    assert uuids(nbctl, api.tenant, CACHE) == cache_rows
+    assert address_sets(nbctl, second["id"]) == cache_sets
+    assert tenant_sets(nbctl, api.tenant) == cache_sets
+
+    # moving the selector to another rule and direction, or changing other fields, keeps it
+    resp = api.patch(f"/v1/policies/{first['id']}", {
+        "priority": 3, "selector": WEB, "ingress": [{"action": "deny"}],
+        "egress": [{"action": "deny", "protocol": "udp", "peers": [{"selector": CACHE}]}]})
+    assert resp.status_code == 200, resp.get_json()
+    assert uuids(nbctl, api.tenant, CACHE) == cache_rows
+    assert tenant_sets(nbctl, api.tenant) == cache_sets
+
+    # a policy taking app=db back gets a fresh pair with the current addresses
+    resp = api.patch(f"/v1/policies/{second['id']}", {"egress": [
+        {"action": "allow", "peers": [{"selector": CACHE}, {"selector": DB}]}]})
+    assert resp.status_code == 200, resp.get_json()
+    assert address_sets(nbctl, second["id"]) == {**db_sets, **cache_sets}
+    assert tenant_sets(nbctl, api.tenant) == {**db_sets, **cache_sets}
+
+    # dropping one of its two selectors while the other policy still uses that one
+    resp = api.patch(f"/v1/policies/{second['id']}",
+                     {"egress": [{"action": "allow", "peers": [{"selector": DB}]}]})
+    assert resp.status_code == 200, resp.get_json()
+    assert uuids(nbctl, api.tenant, CACHE) == cache_rows
+    assert address_sets(nbctl, first["id"]) == cache_sets
+    assert address_sets(nbctl, second["id"]) == db_sets
+    assert tenant_sets(nbctl, api.tenant) == {**db_sets, **cache_sets}
+
+
+def test_a_refused_patch_leaves_the_shared_sets_alone(api: Any, other_api: Any,
+                                                      nbctl: Any) -> None:
+    net = api.network(cidr="10.103.0.0/24")
+    db = api.port(net["id"], labels=DB)
+    pol = create(api, ingress=[{"action": "allow", "peers": [{"selector": DB}]}])
+    rows_before = uuids(nbctl, api.tenant, DB)
+    theirs = other_api.network(cidr="10.103.0.0/24")
+    resp = api.patch(f"/v1/policies/{pol['id']}", {"ingress": [
+        {"action": "allow", "peers": [{"selector": CACHE}, {"network": theirs["id"]}]}]})
+    assert resp.status_code == 404, resp.get_json()
+    assert uuids(nbctl, api.tenant, DB) == rows_before
+    assert tenant_sets(nbctl, api.tenant) == {set_name(api.tenant, DB, 4): db["ips"],
+                                              set_name(api.tenant, DB, 6): []}
+
+
+def test_a_port_write_updates_a_shared_set_once(api: Any, nbctl: Any,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.ovn.transaction import Txn
+    from gateway.services import policies as service
+
+    net = api.network(cidr="10.104.0.0/24", ipv6_cidr="fd00:104::/64")
+    users = [create(api, ingress=[{"action": "allow", "peers": [{"selector": DB}]}]),
+             create(api, ingress=[{"action": "allow", "peers": [{"selector": DB}]},
+                                  {"action": "deny", "peers": [{"selector": DB}]}],
+                    egress=[{"action": "allow", "peers": [{"selector": DB}]}]),
+             create(api, selector=DB, egress=[{"action": "allow", "peers": [{"selector": DB}]}])]
+    key = selector_key(api.tenant, DB)
+    name4, name6 = set_name(api.tenant, DB, 4), set_name(api.tenant, DB, 6)
+
+    # (the transaction itself, not its id: a freed attempt's id could be reused)
+    reads: list[tuple[Txn, str]] = []
+    rebuilds: list[tuple[Txn, str]] = []
+    real_get, real_recompute = Txn.get, service._recompute
+
+    def get(self: Txn, table: str, kind: str, resource_id: str) -> Any:
+        if table == "Address_Set":
+            reads.append((self, resource_id))
+        return real_get(self, table, kind, resource_id)
+
+    def recompute(t: Txn, row: Any, *args: Any) -> None:
+        rebuilds.append((t, row.name))
+        real_recompute(t, row, *args)
+
+    monkeypatch.setattr(Txn, "get", get)
+    monkeypatch.setattr(service, "_recompute", recompute)
+
+    def once_each(calls: list[tuple[Txn, str]], expected: set[str]) -> None:
+        """Per transaction attempt, each set of the DB pair once (both families change)."""
+        per_txn: dict[int, list[str]] = {}
+        for txn, what in calls:
+            per_txn.setdefault(id(txn), []).append(what)
+        assert per_txn, "the port write touched no peer set"
+        for seen in per_txn.values():
+            assert sorted(seen) == sorted(expected), calls
+        calls.clear()
+
+    def check(expected: list[str]) -> None:
+        sets = {name4: _split(expected)[0], name6: _split(expected)[1]}
+        for pol in users:
+            assert address_sets(nbctl, pol["id"]) == sets
+        assert tenant_sets(nbctl, api.tenant) == sets
+
+    ids = {f"{key}/4", f"{key}/6"}
+    port = api.port(net["id"], labels=DB)
+    once_each(reads, ids)
+    assert rebuilds == []
+    check(port["ips"])
+    other = api.port(net["id"], labels=DB)
+    once_each(reads, ids)
+    check([*port["ips"], *other["ips"]])
+    # leaving the selector rebuilds each family of the set once, not once per policy or rule
+    resp = api.patch(f"/v1/ports/{port['id']}", {"labels": WEB})
+    assert resp.status_code == 200, resp.get_json()
+    once_each(reads, ids)
+    once_each(rebuilds, {name4, name6})
+    check(other["ips"])
+    assert members(nbctl, users[2]["id"]) == {other["id"]}
+    assert api.delete(f"/v1/ports/{other['id']}").status_code == 204
+    once_each(reads, ids)
+    once_each(rebuilds, {name4, name6})
+    check([])
+
+
+def test_selectors_equal_up_to_label_order_share_a_set(api: Any, nbctl: Any) -> None:
+    net = api.network(cidr="10.105.0.0/24")
+    both = api.port(net["id"], labels={"zone": "a", "app": "db", "tier": "back"})
+    api.port(net["id"], labels={"app": "db"})
+    one, other = {"app": "db", "tier": "back"}, {"tier": "back", "app": "db"}
+    first = create(api, ingress=[{"action": "allow", "peers": [{"selector": one}]}])
+    second = create(api, egress=[{"action": "allow", "peers": [{"selector": other}]}])
+    expected = {set_name(api.tenant, one, 4): both["ips"], set_name(api.tenant, one, 6): []}
+    assert set_name(api.tenant, one) == set_name(api.tenant, other)
+    assert address_sets(nbctl, first["id"]) == address_sets(nbctl, second["id"]) == expected
+    assert tenant_sets(nbctl, api.tenant) == expected
+    rows_before = uuids(nbctl, api.tenant, one)
+    # re-sending the selector in the other order changes nothing
+    resp = api.patch(f"/v1/policies/{first['id']}",
+                     {"ingress": [{"action": "allow", "peers": [{"selector": other}]}]})
+    assert resp.status_code == 200, resp.get_json()
+    assert uuids(nbctl, api.tenant, one) == rows_before
+    # deleting one policy keeps the set for the other, whichever order each used
+    assert api.delete(f"/v1/policies/{second['id']}").status_code == 204
+    assert uuids(nbctl, api.tenant, one) == rows_before
+    assert address_sets(nbctl, first["id"]) == expected
+    assert api.delete(f"/v1/policies/{first['id']}").status_code == 204
+    assert tenant_sets(nbctl, api.tenant) == {}
+
+
+def test_tenants_with_one_selector_get_sets_of_their_own(api: Any, other_api: Any,
+                                                         nbctl: Any) -> None:
+    # the same CIDR in both tenants: the same addresses, in separate sets
+    mine_net = api.network(cidr="10.106.0.0/24")
+    theirs_net = other_api.network(cidr="10.106.0.0/24")
+    mine = api.port(mine_net["id"], labels=DB)
+    theirs = other_api.port(theirs_net["id"], labels=DB)
+    assert mine["ips"] == theirs["ips"]
+    my_pol = create(api, ingress=[{"action": "allow", "peers": [{"selector": DB}]}])
+    their_pol = create(other_api, ingress=[{"action": "allow", "peers": [{"selector": DB}]}])
+    assert set_name(api.tenant, DB) != set_name(other_api.tenant, DB)
+    mine_sets = {set_name(api.tenant, DB, 4): mine["ips"], set_name(api.tenant, DB, 6): []}
+    their_sets = {set_name(other_api.tenant, DB, 4): theirs["ips"],
+                  set_name(other_api.tenant, DB, 6): []}
+    assert address_sets(nbctl, my_pol["id"]) == tenant_sets(nbctl, api.tenant) == mine_sets
+    assert address_sets(nbctl, their_pol["id"]) == their_sets
+    assert tenant_sets(nbctl, other_api.tenant) == their_sets
+    their_rows = uuids(nbctl, other_api.tenant, DB)
+    # a port write in one tenant leaves the other tenant's set alone
+    resp = api.patch(f"/v1/ports/{mine['id']}", {"labels": WEB})
+    assert resp.status_code == 200, resp.get_json()
+    assert peer_set(nbctl, my_pol, DB) == []
+    assert tenant_sets(nbctl, other_api.tenant) == their_sets
+    later = api.port(mine_net["id"], labels=DB)
+    assert peer_set(nbctl, my_pol, DB) == later["ips"]
+    assert tenant_sets(nbctl, other_api.tenant) == their_sets
+    # so does deleting the last user in one tenant
+    assert api.delete(f"/v1/policies/{my_pol['id']}").status_code == 204
+    assert tenant_sets(nbctl, api.tenant) == {}
+    assert uuids(nbctl, other_api.tenant, DB) == their_rows
+    assert address_sets(nbctl, their_pol["id"]) == their_sets
+
+
+def test_shared_set_membership_follows_the_ports(api: Any, nbctl: Any) -> None:
+    """Relabel, re-address, delete and the same address in two networks, with the set
+    shared by two policies that also use other selectors."""
+    net1 = api.network(cidr="10.107.0.0/24")
+    net2 = api.network(cidr="10.107.0.0/24")
+    first = create(api, selector=WEB, ingress=[{"action": "allow", "peers": [{"selector": DB}]}])
+    second = create(api, egress=[{"action": "allow", "peers": [{"selector": DB}]}],
+                    ingress=[{"action": "allow", "peers": [{"selector": CACHE},
+                                                           {"selector": DB}]}])
+
+    def shared() -> list[str]:
+        got = peer_set(nbctl, first, DB)
+        assert peer_set(nbctl, second, DB) == got
+        assert len(tenant_sets(nbctl, api.tenant)) == 4  # db and cache pairs only
+        return got
+
+    one = api.port(net1["id"], labels=DB)
+    two = api.port(net2["id"], labels=DB)
+    three = api.port(net2["id"], labels=DB)
+    assert one["ips"] == two["ips"]
+    assert shared() == sorted({*one["ips"], *three["ips"]})
+    # re-address
+    resp = api.patch(f"/v1/ports/{three['id']}", {"ips": ["10.107.0.77"]})
+    assert resp.status_code == 200, resp.get_json()
+    assert shared() == sorted({*one["ips"], "10.107.0.77"})
+    # relabel one holder of the repeated address away: the other keeps it in
+    resp = api.patch(f"/v1/ports/{one['id']}", {"labels": WEB})
+    assert resp.status_code == 200, resp.get_json()
+    assert shared() == sorted({*two["ips"], "10.107.0.77"})
+    assert members(nbctl, first["id"]) == {one["id"]}
+    assert peer_set(nbctl, second, CACHE) == []
+    # delete the other holder: the address goes
+    assert api.delete(f"/v1/ports/{two['id']}").status_code == 204
+    assert shared() == ["10.107.0.77"]
+    # relabel back: it returns
+    resp = api.patch(f"/v1/ports/{one['id']}", {"labels": DB})
+    assert resp.status_code == 200, resp.get_json()
+    assert shared() == sorted({*one["ips"], "10.107.0.77"})
+    assert members(nbctl, first["id"]) == set()
+    # a port joining the other selector only touches its set
+    cache = api.port(net1["id"], labels=CACHE)
+    assert peer_set(nbctl, second, CACHE) == cache["ips"]
+    assert shared() == sorted({*one["ips"], "10.107.0.77"})
+    assert api.delete(f"/v1/ports/{three['id']}").status_code == 204
+    assert shared() == one["ips"]
+
+
+def test_rules_view_lists_the_sets_the_policy_uses_by_name(api: Any, nbctl: Any) -> None:
+    net = api.network(cidr="10.108.0.0/24")
+    ports = {name: api.port(net["id"], labels={"app": name}) for name in ("db", "cache", "web")}
+    both = create(api, ingress=[{"action": "allow", "peers": [{"selector": DB},
+                                                              {"selector": CACHE}]}])
+    db_only = create(api, egress=[{"action": "allow", "peers": [{"selector": DB}]}])
+    web_only = create(api, egress=[{"action": "allow", "peers": [{"selector": WEB}]}])
+    no_sets = create(api, ingress=[{"action": "allow", "peers": [{"cidr": "10.0.0.0/8"}]}])
+
+    def pair_of(selector: dict[str, str]) -> dict[str, list[str]]:
+        return {set_name(api.tenant, selector, 4): ports[selector["app"]]["ips"],
+                set_name(api.tenant, selector, 6): []}
+
+    for pol, expected in [(both, {**pair_of(DB), **pair_of(CACHE)}), (db_only, pair_of(DB)),
+                          (web_only, pair_of(WEB)), (no_sets, {})]:
+        view = api.get(f"/v1/policies/{pol['id']}/rules").get_json()
+        assert view["address_sets"] == expected, pol
+        assert address_sets(nbctl, pol["id"]) == expected
+    assert tenant_sets(nbctl, api.tenant) == {**pair_of(DB), **pair_of(CACHE), **pair_of(WEB)}
+
+
+def test_a_policy_write_repairs_a_drifted_shared_set(api: Any, nbctl: Any) -> None:
+    net = api.network(cidr="10.109.0.0/24")
+    db = api.port(net["id"], labels=DB)
+    first = create(api, ingress=[{"action": "allow", "peers": [{"selector": DB}]}])
+    rows_before = uuids(nbctl, api.tenant, DB)
+    # someone edits the row behind the gateway's back
+    nbctl("set", "Address_Set", rows_before[4], 'addresses=["10.109.0.200"]')
+    assert tenant_sets(nbctl, api.tenant)[set_name(api.tenant, DB, 4)] == ["10.109.0.200"]
+    second = create(api, egress=[{"action": "allow", "peers": [{"selector": DB}]}])
+    assert uuids(nbctl, api.tenant, DB) == rows_before
+    assert peer_set(nbctl, first, DB) == peer_set(nbctl, second, DB) == db["ips"]
+
+
+# -- two gateways writing sharers at once ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def second_app(settings: Any) -> Iterator[Any]:
+    """Another gateway on the same database: its own replica and connection (a process)."""
+    from gateway.app import create_app
+
+    application = create_app(settings)
+    application.config["TESTING"] = True
+    assert application.extensions["gateway"].nb.wait_ready(15), "second gateway never connected"
+    yield application
+    application.extensions["gateway"].nb.stop()
+
+
+ROUNDS = 15
+
+
+def at_once(*calls: Callable[[], Any]) -> list[Any]:
+    barrier = threading.Barrier(len(calls), timeout=30)
+
+    def run(call: Callable[[], Any]) -> Any:
+        barrier.wait()
+        return call()
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+def two_gateways(app: Any, second_app: Any, net_cidr: str) -> tuple[ApiClient, ApiClient,
+                                                                     dict[str, Any]]:
+    """A fresh tenant seen through both gateways, with one app=db port."""
+    tenant = unique("race")
+    one, two = ApiClient(app.test_client(), tenant), ApiClient(second_app.test_client(), tenant)
+    net = one.network(cidr=net_cidr)
+    return one, two, one.port(net["id"], labels=DB)
+
+
+def seen_by(api: Any, policy: dict[str, Any]) -> None:
+    deadline = time.monotonic() + 10
+    while api.get(f"/v1/policies/{policy['id']}").get_json().get("revision") != \
+            policy["revision"]:
+        assert time.monotonic() < deadline, "the second gateway never saw the policy"
+        time.sleep(0.01)
+
+
+def test_creating_a_sharer_while_the_last_user_goes_keeps_the_set(
+        app: Any, second_app: Any, nbctl: Any) -> None:
+    """The new policy's ACLs must never name a set the other gateway just deleted."""
+    def one_round() -> None:
+        one, two, db = two_gateways(app, second_app, "10.110.0.0/24")
+        last = create(one, ingress=[{"action": "allow", "peers": [{"selector": DB}]}])
+        seen_by(two, last)
+        deleted, created = at_once(
+            lambda: one.delete(f"/v1/policies/{last['id']}"),
+            lambda: two.post("/v1/policies", {"name": unique("pol"), "ingress": [
+                {"action": "allow", "peers": [{"selector": DB}]}]}))
+        assert deleted.status_code == 204, deleted.get_json()
+        assert created.status_code == 201, created.get_json()
+        new = created.get_json()
+        assert address_sets(nbctl, new["id"]) == {set_name(one.tenant, DB, 4): db["ips"],
+                                                  set_name(one.tenant, DB, 6): []}
+
+    for _ in range(ROUNDS):
+        one_round()
+
+
+def test_patching_a_sharer_while_the_last_user_goes_keeps_the_set(
+        app: Any, second_app: Any, nbctl: Any) -> None:
+    def one_round() -> None:
+        one, two, db = two_gateways(app, second_app, "10.111.0.0/24")
+        last = create(one, ingress=[{"action": "allow", "peers": [{"selector": DB}]}])
+        other = create(one, ingress=[{"action": "allow", "peers": [{"cidr": "10.0.0.0/8"}]}])
+        seen_by(two, last)
+        seen_by(two, other)
+        moved, patched = at_once(
+            lambda: one.patch(f"/v1/policies/{last['id']}", {"ingress": []}),
+            lambda: two.patch(f"/v1/policies/{other['id']}", {"ingress": [
+                {"action": "allow", "peers": [{"selector": DB}]}]}))
+        assert moved.status_code == 200, moved.get_json()
+        assert patched.status_code == 200, patched.get_json()
+        assert address_sets(nbctl, other["id"]) == {set_name(one.tenant, DB, 4): db["ips"],
+                                                    set_name(one.tenant, DB, 6): []}
+
+    for _ in range(ROUNDS):
+        one_round()
+
+
+@pytest.mark.parametrize("how", ["delete", "patch"])
+def test_the_last_two_users_leaving_at_once_leave_no_set(app: Any, second_app: Any,
+                                                         nbctl: Any, how: str) -> None:
+    """Each sees the other still using the selector: neither may leave the pair behind."""
+    def one_round() -> None:
+        one, two, _db = two_gateways(app, second_app, "10.112.0.0/24")
+        first = create(one, ingress=[{"action": "allow", "peers": [{"selector": DB}]}])
+        second = create(one, egress=[{"action": "allow", "peers": [{"selector": DB}]}])
+        seen_by(two, second)
+        if how == "delete":
+            results = at_once(lambda: one.delete(f"/v1/policies/{first['id']}"),
+                              lambda: two.delete(f"/v1/policies/{second['id']}"))
+            assert [r.status_code for r in results] == [204, 204]
+        else:
+            results = at_once(
+                lambda: one.patch(f"/v1/policies/{first['id']}", {"ingress": []}),
+                lambda: two.patch(f"/v1/policies/{second['id']}", {"egress": []}))
+            assert [r.status_code for r in results] == [200, 200]
+        assert tenant_sets(nbctl, one.tenant) == {}
+
+    for _ in range(ROUNDS):
+        one_round()
+
+
+def test_two_sharers_taking_a_new_selector_at_once_get_one_pair(app: Any, second_app: Any,
+                                                               nbctl: Any) -> None:
+    peers = [{"selector": DB}]
+
+    def one_round() -> None:
+        one, two, db = two_gateways(app, second_app, "10.113.0.0/24")
+        first = create(one, ingress=[{"action": "allow"}])
+        second = create(one, egress=[{"action": "allow"}])
+        seen_by(two, second)
+        results = at_once(
+            lambda: one.patch(f"/v1/policies/{first['id']}",
+                              {"ingress": [{"action": "allow", "peers": peers}]}),
+            lambda: two.patch(f"/v1/policies/{second['id']}",
+                              {"egress": [{"action": "allow", "peers": peers}]}))
+        assert [r.status_code for r in results] == [200, 200], [r.get_json() for r in results]
+        expected = {set_name(one.tenant, DB, 4): db["ips"], set_name(one.tenant, DB, 6): []}
+        assert address_sets(nbctl, first["id"]) == address_sets(nbctl, second["id"]) == expected
+        assert tenant_sets(nbctl, one.tenant) == expected
+
+    for _ in range(ROUNDS):
+        one_round()
 
 
 # -- validation --------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ Pure: no OVSDB. OVN evaluates higher ACL priorities first, so "evaluated before"
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from typing import Any
 
@@ -18,6 +20,12 @@ GROUP = "ovngw_p3f2a9c1e7b4d4e8a9c0f1a2b3c4d5e6f"
 NET_A = "11111111-1111-4111-8111-111111111111"
 NET_B = "22222222-2222-4222-8222-222222222222"
 CIDRS = {NET_A: ["10.1.0.0/24", "fd00:1::/64"], NET_B: ["10.2.0.0/24"]}
+# The peer set names of tenant t1 (the tenant of policy() below), pinned: the names are
+# stable across processes and versions, or a restart would orphan the rows in OVN.
+DB4 = "ovngw_sf636df3de02492ae69b2_ip4"  # selector {"app": "db"}
+DB6 = "ovngw_sf636df3de02492ae69b2_ip6"
+ANY4 = "ovngw_sf18b20ede4ace539a68c_ip4"  # selector {}
+ANY6 = "ovngw_sf18b20ede4ace539a68c_ip6"
 
 
 def policy(**fields: Any) -> dict[str, Any]:
@@ -45,12 +53,60 @@ DENY_ANY = {"action": "deny"}
 
 def test_group_and_address_set_names_are_identifiers() -> None:
     assert pc.group_name(PID) == GROUP
-    name4 = pc.address_set_name(PID, "ingress/3", 1, 4)
-    name6 = pc.address_set_name(PID, "egress/0", 0, 6)
-    assert name4 == GROUP + "_i3_1_ip4"
-    assert name6 == GROUP + "_e0_0_ip6"
-    for name in (GROUP, name4, name6):
+    name4 = pc.address_set_name("t1", {"app": "db"}, 4)
+    name6 = pc.address_set_name("t1", {"app": "db"}, 6)
+    key = pc.selector_key("t1", {"app": "db"})
+    assert re.fullmatch(r"[0-9a-f]{20}", key)
+    assert name4 == f"ovngw_s{key}_ip4" == DB4
+    assert name6 == f"ovngw_s{key}_ip6" == DB6
+    assert pc.address_set_name("t1", {}, 4) == ANY4
+    assert pc.address_set_name("t1", {}, 6) == ANY6
+    for name in (GROUP, name4, name6, ANY4):
         assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)
+        assert len(name) <= 63
+    # a peer set can never be taken for a port group name (ovngw_p...) or the other way
+    assert not name4.startswith("ovngw_p") and not GROUP.startswith("ovngw_s")
+
+
+def test_selector_key_hashes_the_canonical_json_of_tenant_and_selector() -> None:
+    for tenant, selector in [("t1", {"app": "db"}), ("t1", {}),
+                             ("tenant-x", {"b": "2", "a": "1", "app.example.com/x": ""})]:
+        canonical = json.dumps([tenant, selector], sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256(canonical.encode()).hexdigest()
+        key = pc.selector_key(tenant, selector)
+        assert digest.startswith(key) and len(key) == 20
+
+
+def test_selector_key_ignores_label_order() -> None:
+    one = {"app": "db", "tier": "back", "zone": "a"}
+    other = {"zone": "a", "tier": "back", "app": "db"}
+    assert list(one) != list(other)
+    assert pc.selector_key("t1", one) == pc.selector_key("t1", other)
+    for family in (4, 6):
+        assert pc.address_set_name("t1", one, family) == pc.address_set_name("t1", other,
+                                                                             family)
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    (("t1", {"app": "db"}), ("t2", {"app": "db"})),  # another tenant
+    (("t1", {"app": "db"}), ("t1", {"app": "web"})),  # another value
+    (("t1", {"app": "db"}), ("t1", {"role": "db"})),  # another key
+    (("t1", {"app": "db"}), ("t1", {"app": "db", "x": "1"})),  # one label more
+    (("t1", {}), ("t1", {"app": ""})),  # an empty value is not absence
+    (("t1", {"ab": "c"}), ("t1", {"a": "bc"})),  # no concatenation ambiguity
+    (("ab", {"c": "d"}), ("a", {"bc": "d"})),
+    (("t1", {"a": "1", "b": "2"}), ("t1", {"a": "1b", "": "2"})),
+])
+def test_selector_key_tells_tenants_and_selectors_apart(
+        a: tuple[str, dict[str, str]], b: tuple[str, dict[str, str]]) -> None:
+    assert pc.selector_key(*a) != pc.selector_key(*b)
+    assert pc.address_set_name(*a, 4) != pc.address_set_name(*b, 4)
+
+
+def test_address_set_names_differ_by_family_only() -> None:
+    assert pc.address_set_name("t1", {"a": "b"}, 4)[:-1] == pc.address_set_name(
+        "t1", {"a": "b"}, 6)[:-1]
+    assert pc.address_set_name("t1", {"a": "b"}, 4) != pc.address_set_name("t1", {"a": "b"}, 6)
 
 
 # -- priorities -----------------------------------------------------------------------------
@@ -176,15 +232,26 @@ def test_stateless_allow_gets_a_mirrored_reply_acl() -> None:
         stateful=False, priority=42, log={"enabled": True, "severity": "info"},
         ingress=[{"action": "allow", "protocol": "tcp", "ports": [80, "8000-8080"],
                   "peers": [{"cidr": "192.168.0.0/16"}, {"selector": {"app": "lb"}}]}])))
-    assert set(rules) == {"ingress/0", "ingress/0/reply", "ingress/default", "ingress/infra"}
+    assert set(rules) == {"ingress/0", "ingress/0/reply", "ingress/default", "ingress/infra",
+                          "conntrack"}
+    # a never-matching stateful ACL keeps conntrack on for the selected ports' own traffic
+    conntrack = rules["conntrack"]
+    assert (conntrack.direction, conntrack.priority, conntrack.action, conntrack.match) == (
+        "from-lport", pc.CONNTRACK_ON, "allow-related", f"inport == @{GROUP} && ip4 && ip6")
+    assert conntrack.priority < pc.DEFAULT_DROP
     rule, reply = rules["ingress/0"], rules["ingress/0/reply"]
     assert rule.direction == "to-lport" and reply.direction == "from-lport"
     assert reply.action == "allow-stateless"
     assert reply.priority == rule.priority == pc.rule_priority(42, "allow")
+    lb4, lb6 = (pc.address_set_name("t1", {"app": "lb"}, f) for f in (4, 6))
     assert reply.match == (
         f"inport == @{GROUP} && ip && (ip4.dst == 192.168.0.0/16 || "
-        f"ip4.dst == ${GROUP}_i0_1_ip4 || ip6.dst == ${GROUP}_i0_1_ip6) && "
+        f"ip4.dst == ${lb4} || ip6.dst == ${lb6}) && "
         "tcp && (tcp.src == 80 || (tcp.src >= 8000 && tcp.src <= 8080))")
+    assert rule.match == (
+        f"outport == @{GROUP} && ip && (ip4.src == 192.168.0.0/16 || "
+        f"ip4.src == ${lb4} || ip6.src == ${lb6}) && "
+        "tcp && (tcp.dst == 80 || (tcp.dst >= 8000 && tcp.dst <= 8080))")
     assert only_generated_tokens(reply.match)
 
 
@@ -204,7 +271,7 @@ def test_stateless_egress_reply_comes_back_to_the_port() -> None:
 
 def test_stateless_deny_has_no_reply() -> None:
     rules = by_rule(compile_(policy(stateful=False, ingress=[DENY_ANY])))
-    assert set(rules) == {"ingress/0", "ingress/default", "ingress/infra"}
+    assert set(rules) == {"ingress/0", "ingress/default", "ingress/infra", "conntrack"}
 
 
 def test_stateful_defaults_to_true() -> None:
@@ -316,10 +383,36 @@ def test_selector_peer_references_both_address_sets() -> None:
         egress=[{"action": "deny", "peers": [{"selector": {}}]}])))
     assert rules["ingress/0"].match == (
         f"outport == @{GROUP} && ip && (ip4.src == 10.9.0.0/16 || "
-        f"ip4.src == ${GROUP}_i0_1_ip4 || ip6.src == ${GROUP}_i0_1_ip6)")
+        f"ip4.src == ${DB4} || ip6.src == ${DB6})")
     assert rules["egress/0"].match == (
-        f"inport == @{GROUP} && ip && (ip4.dst == ${GROUP}_e0_0_ip4 || "
-        f"ip6.dst == ${GROUP}_e0_0_ip6)")
+        f"inport == @{GROUP} && ip && (ip4.dst == ${ANY4} || ip6.dst == ${ANY6})")
+
+
+def test_one_selector_in_two_rules_references_one_set_pair() -> None:
+    db = [{"selector": {"app": "db"}}]
+    rules = by_rule(compile_(policy(ingress=[{"action": "allow", "peers": db},
+                                             {"action": "deny", "peers": db}],
+                                    egress=[{"action": "allow", "peers": db}])))
+    for key in ("ingress/0", "ingress/1"):
+        assert rules[key].match.endswith(f"(ip4.src == ${DB4} || ip6.src == ${DB6})")
+    assert rules["egress/0"].match.endswith(f"(ip4.dst == ${DB4} || ip6.dst == ${DB6})")
+
+
+def test_policies_of_a_tenant_share_the_set_names_and_tenants_do_not() -> None:
+    peers = [{"selector": {"app": "db", "tier": "x"}}]
+    reordered = [{"selector": {"tier": "x", "app": "db"}}]
+    other_id = "4f2a9c1e-7b4d-4e8a-9c0f-1a2b3c4d5e6f"
+    mine = by_rule(compile_(policy(ingress=[{"action": "allow", "peers": peers}])))
+    also_mine = by_rule(compile_(policy(id=other_id, name="q", priority=3,
+                                        egress=[{"action": "deny", "peers": reordered}])))
+    theirs = by_rule(compile_(policy(tenant_id="t2",
+                                     ingress=[{"action": "allow", "peers": peers}])))
+    names = set(re.findall(r"\$(\w+)", mine["ingress/0"].match))
+    assert names == {pc.address_set_name("t1", peers[0]["selector"], f) for f in (4, 6)}
+    assert set(re.findall(r"\$(\w+)", also_mine["egress/0"].match)) == names
+    their_names = set(re.findall(r"\$(\w+)", theirs["ingress/0"].match))
+    assert len(their_names) == 2 and not their_names & names
+    assert their_names == {pc.address_set_name("t2", peers[0]["selector"], f) for f in (4, 6)}
 
 
 def test_empty_peer_list_means_any_address() -> None:
@@ -327,16 +420,42 @@ def test_empty_peer_list_means_any_address() -> None:
     assert rules["ingress/0"].match == f"outport == @{GROUP} && ip"
 
 
-def test_selector_peers_lists_every_label_peer_with_its_rule_key() -> None:
+def test_peer_selectors_lists_every_distinct_label_selector_by_key() -> None:
     doc = policy(ingress=[{"action": "allow", "peers": [{"cidr": "10.0.0.0/8"},
                                                         {"selector": {"a": "1"}}]},
                           {"action": "deny"}],
                  egress=[{"action": "allow", "peers": [{"selector": {}},
                                                        {"network": NET_A},
                                                        {"selector": {"b": "2"}}]}])
-    assert pc.selector_peers(doc) == [("ingress/0", 1, {"a": "1"}), ("egress/0", 0, {}),
-                                      ("egress/0", 2, {"b": "2"})]
-    assert pc.selector_peers(policy()) == []
+    assert pc.peer_selectors(doc) == {pc.selector_key("t1", {"a": "1"}): {"a": "1"},
+                                      pc.selector_key("t1", {}): {},
+                                      pc.selector_key("t1", {"b": "2"}): {"b": "2"}}
+    assert pc.peer_selectors(policy()) == {}
+    assert pc.peer_selectors(policy(ingress=[ALLOW_ANY], egress=[
+        {"action": "allow", "peers": [{"cidr": "10.0.0.0/8"}, {"network": NET_B}]}])) == {}
+    doc = policy()
+    del doc["ingress"], doc["egress"]
+    assert pc.peer_selectors(doc) == {}
+
+
+def test_peer_selectors_collapse_repeats_and_label_order() -> None:
+    doc = policy(ingress=[{"action": "allow", "peers": [{"selector": {"a": "1", "b": "2"}},
+                                                        {"selector": {"b": "2", "a": "1"}}]},
+                          {"action": "deny", "peers": [{"selector": {"a": "1", "b": "2"}}]}],
+                 egress=[{"action": "allow", "peers": [{"selector": {"b": "2", "a": "1"}}]}])
+    found = pc.peer_selectors(doc)
+    assert list(found) == [pc.selector_key("t1", {"a": "1", "b": "2"})]
+    assert list(found.values()) == [{"a": "1", "b": "2"}]
+
+
+def test_peer_selectors_are_keyed_by_the_policy_tenant() -> None:
+    peers = [{"selector": {"app": "db"}}]
+    mine = pc.peer_selectors(policy(ingress=[{"action": "allow", "peers": peers}]))
+    theirs = pc.peer_selectors(policy(tenant_id="t2",
+                                      ingress=[{"action": "allow", "peers": peers}]))
+    assert list(mine) == [pc.selector_key("t1", {"app": "db"})]
+    assert list(theirs) == [pc.selector_key("t2", {"app": "db"})]
+    assert set(mine) != set(theirs)
 
 
 # -- logging -----------------------------------------------------------------------------------
@@ -364,7 +483,7 @@ _WORDS = frozenset({"inport", "outport", "ip", "ip4", "ip6", "ip4.src", "ip4.dst
 _TOKEN = re.compile(
     r"(?P<space>\s+)|(?P<op>&&|\|\||==|>=|<=|[()])|"
     r"(?P<group>@ovngw_p[0-9a-f]{32}(?![A-Za-z0-9_]))|"
-    r"(?P<set>\$ovngw_p[0-9a-f]{32}_[ie][0-9]+_[0-9]+_ip[46](?![A-Za-z0-9_]))|"
+    r"(?P<set>\$ovngw_s[0-9a-f]{20}_ip[46](?![A-Za-z0-9_]))|"
     r"(?P<cidr>[0-9a-f:.]+/[0-9]+)|(?P<int>[0-9]+(?![0-9A-Za-z_.:/]))|"
     r"(?P<word>[A-Za-z_][A-Za-z0-9_.]*)")
 
@@ -385,6 +504,9 @@ def test_token_checker_rejects_foreign_text() -> None:
     assert not only_generated_tokens(f'outport == @{GROUP} && ip && "x"')
     assert not only_generated_tokens("outport == @other_group && ip")
     assert not only_generated_tokens("ip4.src == $foo")
+    assert only_generated_tokens(f"ip4.src == ${DB4} || ip6.src == ${DB6}")
+    assert not only_generated_tokens(f"ip4.src == ${DB4}x")
+    assert not only_generated_tokens(f"ip4.src == ${GROUP}_i0_0_ip4")  # the old per-rule names
     assert not only_generated_tokens(f"outport == @{GROUP}x && ip")
     assert not only_generated_tokens("ip4.src == 10.0.0.1")
     assert not only_generated_tokens("tcp.dst == 80; drop")
@@ -398,8 +520,10 @@ def test_every_compiled_match_is_made_of_generated_tokens() -> None:
                           {"action": "deny", "protocol": "icmp"}],
                  egress=[{"action": "allow", "protocol": "udp", "ports": ["53"],
                           "peers": [{"cidr": "::/0"}]}])
-    for acl in compile_(doc):
+    acls = compile_(doc)
+    for acl in acls:
         assert only_generated_tokens(acl.match), acl.match
+    assert any(f"${pc.address_set_name('t1', {'a': 'b'}, 4)}" in a.match for a in acls)
 
 
 # -- selects / peer_selects ----------------------------------------------------------------------
