@@ -4,18 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import g
 from flask.views import MethodView
 
-from gateway.api.common import (
-    Blueprint,
-    created,
-    idempotency_key,
-    if_match,
-    principal,
-    service,
-    with_etag,
-)
+from gateway.api import crud
+from gateway.api.common import Blueprint, created, idempotency_key, principal, service
 from gateway.schemas.common import ListQuery
 from gateway.schemas.networks import PortListQuery, PortListSchema, PortPatchSchema, PortSchema
 
@@ -52,26 +44,6 @@ class Ports(MethodView):
         return service("ports").list(who, query, parent=str(network) if network else None)
 
 
-@blp.route("/ports/<uuid:port_id>")
-class Port(MethodView):
-    @blp.response(200, PortSchema)
-    def get(self, port_id: Any) -> Any:
-        return with_etag(service("ports").get(principal("networks", "read"), str(port_id)))
-
-    @blp.arguments(PortPatchSchema, content_type="application/merge-patch+json")
-    @blp.response(200, PortSchema)
-    def patch(self, patch: dict[str, Any], port_id: Any) -> Any:
-        who = principal("networks", "write")
-        return with_etag(service("ports").update(who, str(port_id), patch, if_match(),
-                                                 validate_port))
-
-    @blp.response(204)
-    def delete(self, port_id: Any) -> None:
-        who = principal("networks", "write")
-        g.audit_resource = str(port_id)
-        service("ports").delete(who, str(port_id), if_match())
-
-
-def validate_port(doc: dict[str, Any]) -> dict[str, Any]:
-    return PortSchema().load(doc)  # type: ignore[no-any-return]
-
+crud.item(blp, "/ports/<uuid:port_id>", crud.Kind(
+    service="ports", family="networks", schema=PortSchema, patch_schema=PortPatchSchema,
+    list_schema=PortListSchema, list_query=PortListQuery, location="/v1/ports/{id}"))

@@ -1,0 +1,106 @@
+"""The views every resource kind shares, built once: list and create on the collection,
+get, merge-patch and delete on the item. A resource module states only what differs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import g
+from flask.views import MethodView
+from marshmallow import Schema
+
+from gateway.api.common import (
+    Blueprint,
+    created,
+    idempotency_key,
+    if_match,
+    principal,
+    service,
+    with_etag,
+)
+
+Doc = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Kind:
+    service: str  # key in the app's services
+    family: str  # scope family
+    schema: type[Schema]
+    patch_schema: type[Schema]
+    list_schema: type[Schema]
+    list_query: type[Schema]
+    location: str  # "/v1/networks/{id}"
+    # List query -> (query, filters on documents, parent id).
+    split_query: Callable[[Doc], tuple[Doc, Doc, str | None]] = field(
+        default=lambda query: (query, {}, None))
+    delete_query: type[Schema] | None = None
+
+    def validate(self, doc: Doc) -> Doc:
+        """A merged PATCH result, checked exactly as a create would check it."""
+        return self.schema().load(doc)  # type: ignore[no-any-return]
+
+
+def collection(blp: Blueprint, rule: str, kind: Kind) -> None:
+    """GET (list) and POST (create) on `rule`."""
+
+    class Collection(MethodView):
+        @blp.arguments(kind.list_query, location="query")
+        @blp.response(200, kind.list_schema)
+        def get(self, query: Doc) -> Any:
+            who = principal(kind.family, "read")
+            query, filters, parent = kind.split_query(query)
+            return service(kind.service).list(who, query, parent=parent, filters=filters)
+
+        @blp.arguments(kind.schema)
+        @blp.response(201, kind.schema)
+        def post(self, body: Doc) -> Any:
+            who = principal(kind.family, "write")
+            doc, fresh = service(kind.service).create(who, body, idempotency_key())
+            return created(doc, kind.location.format(id=doc["id"]), fresh)
+
+    Collection.__name__ = f"{kind.service.title()}Collection"
+    blp.route(rule)(Collection)
+
+
+def _the_id(path: Doc) -> str:
+    (value,) = path.values()  # item rules carry exactly one <uuid:...>
+    return str(value)
+
+
+def item(blp: Blueprint, rule: str, kind: Kind) -> None:
+    """GET, PATCH (merge patch, If-Match) and DELETE (If-Match) on `rule`."""
+
+    class Item(MethodView):
+        @blp.response(200, kind.schema)
+        def get(self, **path: Any) -> Any:
+            return with_etag(service(kind.service).get(principal(kind.family, "read"),
+                                                       _the_id(path)))
+
+        @blp.arguments(kind.patch_schema, content_type="application/merge-patch+json")
+        @blp.response(200, kind.schema)
+        def patch(self, patch: Doc, **path: Any) -> Any:
+            who = principal(kind.family, "write")
+            return with_etag(service(kind.service).update(who, _the_id(path), patch,
+                                                          if_match(), kind.validate))
+
+        def _delete(self, query: Doc, path: Doc) -> None:
+            who = principal(kind.family, "write")
+            g.audit_resource = _the_id(path)
+            service(kind.service).delete(who, _the_id(path), if_match(),
+                                         bool(query.get("cascade", False)))
+
+        if kind.delete_query is not None:
+            @blp.arguments(kind.delete_query, location="query")
+            @blp.response(204)
+            def delete(self, query: Doc, **path: Any) -> None:
+                self._delete(query, path)
+        else:
+            @blp.response(204)
+            def delete(self, **path: Any) -> None:
+                self._delete({}, path)
+
+    Item.__name__ = f"{kind.service.title()}Item"
+    blp.route(rule)(Item)
