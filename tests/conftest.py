@@ -135,3 +135,44 @@ def nbctl(nb_sandbox: sandbox.Sandbox) -> Any:
         return subprocess.run(["ovn-nbctl", f"--db={nb_sandbox.nb_unix}", *args],
                               check=True, capture_output=True, text=True, timeout=30).stdout
     return run
+
+
+@pytest.fixture(scope="session", autouse=True)
+def foreign_rows_survive(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Rows another tool wrote beside the gateway must come out of the whole session
+    exactly as they went in: the gateway never changes what it does not own."""
+    if shutil.which("ovn-nbctl") is None:
+        yield
+        return
+    box = request.getfixturevalue("nb_sandbox")
+
+    def nbctl(*args: str) -> str:
+        return subprocess.run(["ovn-nbctl", f"--db={box.nb_unix}", *args], check=True,
+                              capture_output=True, text=True, timeout=30).stdout
+
+    tag = uuid.uuid4().hex[:8]
+    nbctl("ls-add", f"foreign-{tag}", "--", "set", "Logical_Switch", f"foreign-{tag}",
+          "external_ids:owner=someone-else", "other_config:subnet=10.99.0.0/24")
+    nbctl("lsp-add", f"foreign-{tag}", f"foreign-port-{tag}", "--", "lsp-set-addresses",
+          f"foreign-port-{tag}", "0a:00:00:00:00:01 10.99.0.2")
+    nbctl("create", "DHCP_Options", "cidr=10.99.0.0/24", "options:router=10.99.0.1",
+          "external_ids:owner=someone-else")
+    nbctl("pg-add", f"foreign_pg_{tag}", f"foreign-port-{tag}")
+
+    def snapshot() -> str:
+        tables = ("Logical_Switch", "Logical_Switch_Port", "DHCP_Options", "Port_Group")
+        rows = []
+        for table in tables:
+            data = json.loads(nbctl("--format=json", "list", table))
+            columns = data["headings"]
+            for row in data["data"]:
+                record = dict(zip(columns, row, strict=True))
+                if "someone-else" in json.dumps(record) or tag in json.dumps(record):
+                    rows.append(json.dumps([table, record], sort_keys=True))
+        return "\n".join(sorted(rows))
+
+    before = snapshot()
+    assert len(before.splitlines()) == 4, before
+    yield
+    after = snapshot()
+    assert after == before, "rows written by another tool were changed during the session"

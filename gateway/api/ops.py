@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, send_from_directory
@@ -32,12 +33,36 @@ def readyz() -> Any:
             "schema_version": nb.schema_version}
     if nb.schema_error:
         body["northbound"] = "unsupported schema: " + nb.schema_error
+    settings = current_app.extensions["gateway"].settings
+    if settings.sb_db:
+        # Reported, not required: the gateway writes only the northbound database.
+        body["southbound"] = "reachable" if reachable(settings.sb_db) else "unreachable"
     status = 200 if nb.ready else 503
     resp = jsonify(status="ready" if nb.ready else "not ready", **body)
     resp.status_code = status
     if status == 503:
         resp.headers["Retry-After"] = str(current_app.extensions["gateway"].settings.retry_after)
     return resp
+
+
+def reachable(remotes: str, timeout: float = 0.5) -> bool:
+    """Whether any of the OVSDB remotes accepts a connection (bounded wait)."""
+    for remote in remotes.split(","):
+        proto, _, rest = remote.strip().partition(":")
+        try:
+            if proto == "unix":
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                    sock.settimeout(timeout)
+                    sock.connect(rest)
+            elif proto in ("tcp", "ssl"):
+                host, _, port = rest.rpartition(":")
+                socket.create_connection((host.strip("[]"), int(port)), timeout).close()
+            else:
+                continue
+            return True
+        except (OSError, ValueError):
+            continue
+    return False
 
 
 @blp.get("/metrics")

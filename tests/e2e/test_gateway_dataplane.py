@@ -303,3 +303,9 @@ def test_disabled_port_and_port_security(dp_api: Any, hosts: Hosts) -> None:
                      "10.68.0.99", ip4(b)).returncode != 0
     assert hosts.run(f"eb{tag}", "ping", "-n", "-c", "2", "-i", "0.2", "-W", "1", "-I",
                      "10.68.0.98", ip4(a)).returncode == 0
+
+
+def test_readyz_reports_the_southbound(dp_app: Any) -> None:
+    body = dp_app.test_client().get("/readyz").get_json()
+    assert body["northbound"] == "connected"
+    assert body["southbound"] == "reachable"
