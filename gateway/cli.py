@@ -49,6 +49,13 @@ def _serve(settings: Settings) -> None:
 def _logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s",
                         stream=sys.stderr)
+    # Audit lines are JSON documents on their own, one per line, for log shippers.
+    audit = logging.getLogger("gateway.audit")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    audit.addHandler(handler)
+    audit.setLevel(logging.INFO)
+    audit.propagate = False
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -39,3 +39,24 @@ def test_metrics_count_requests_and_transactions(api: Any) -> None:
     assert 'gateway_http_requests_total{method="POST",route="/v1/networks",status="201"}' in text
     assert 'gateway_ovn_transactions_total{operation="create_network",outcome="ok"}' in text
     assert "gateway_ovn_transaction_duration_seconds_bucket" in text
+
+
+def test_cors_preflight_and_response_headers_for_configured_origins(settings: Settings) -> None:
+    app = create_app(dataclasses.replace(settings, cors_origins=("https://portal.example",)))
+    nb = app.extensions["gateway"].nb
+    try:
+        assert nb.wait_ready(15)
+        client = app.test_client()
+        pre = client.options("/v1/networks", headers={
+            "Origin": "https://portal.example", "Access-Control-Request-Method": "POST"})
+        assert pre.status_code == 200
+        assert pre.headers["Access-Control-Allow-Origin"] == "https://portal.example"
+        assert "POST" in pre.headers["Access-Control-Allow-Methods"]
+        assert "Authorization" in pre.headers["Access-Control-Allow-Headers"]
+        other = client.options("/v1/networks", headers={"Origin": "https://evil.example"})
+        assert "Access-Control-Allow-Origin" not in other.headers
+        resp = client.get("/v1/networks", headers={"Origin": "https://portal.example"})
+        assert resp.status_code == 401  # CORS does not replace the token
+        assert resp.headers["Access-Control-Allow-Origin"] == "https://portal.example"
+    finally:
+        nb.stop()
