@@ -3,6 +3,7 @@ get, merge-patch and delete on the item. A resource module states only what diff
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,23 +39,28 @@ class Kind:
         default=lambda query: (query, {}, None))
     delete_query: type[Schema] | None = None
 
+    @functools.cached_property
+    def _loader(self) -> Schema:
+        return self.schema()
+
     def validate(self, doc: Doc) -> Doc:
         """A merged PATCH result, checked exactly as a create would check it."""
-        return self.schema().load(doc)  # type: ignore[no-any-return]
+        return self._loader.load(doc)  # type: ignore[no-any-return]
 
 
+# webargs builds a schema per request when given a class: pass instances (stateless).
 def collection(blp: Blueprint, rule: str, kind: Kind) -> None:
     """GET (list) and POST (create) on `rule`."""
 
     class Collection(MethodView):
-        @blp.arguments(kind.list_query, location="query")
+        @blp.arguments(kind.list_query(), location="query")
         @blp.response(200, kind.list_schema)
         def get(self, query: Doc) -> Any:
             who = principal(kind.family, "read")
             query, filters, parent = kind.split_query(query)
             return service(kind.service).list(who, query, parent=parent, filters=filters)
 
-        @blp.arguments(kind.schema)
+        @blp.arguments(kind.schema())
         @blp.response(201, kind.schema)
         def post(self, body: Doc) -> Any:
             who = principal(kind.family, "write")
@@ -79,7 +85,7 @@ def item(blp: Blueprint, rule: str, kind: Kind) -> None:
             return with_etag(service(kind.service).get(principal(kind.family, "read"),
                                                        _the_id(path)))
 
-        @blp.arguments(kind.patch_schema, content_type="application/merge-patch+json")
+        @blp.arguments(kind.patch_schema(), content_type="application/merge-patch+json")
         @blp.response(200, kind.schema)
         def patch(self, patch: Doc, **path: Any) -> Any:
             who = principal(kind.family, "write")
@@ -93,7 +99,7 @@ def item(blp: Blueprint, rule: str, kind: Kind) -> None:
                                          bool(query.get("cascade", False)))
 
         if kind.delete_query is not None:
-            @blp.arguments(kind.delete_query, location="query")
+            @blp.arguments(kind.delete_query(), location="query")
             @blp.response(204)
             def delete(self, query: Doc, **path: Any) -> None:
                 self._delete(query, path)

@@ -17,7 +17,7 @@ blp = Blueprint("ports", __name__, url_prefix="/v1",
 
 @blp.route("/networks/<uuid:network_id>/ports")
 class NetworkPorts(MethodView):
-    @blp.arguments(ListQuery, location="query")
+    @blp.arguments(ListQuery(), location="query")
     @blp.response(200, PortListSchema)
     def get(self, query: dict[str, Any], network_id: Any) -> Any:
         who = principal("networks", "read")
@@ -25,7 +25,7 @@ class NetworkPorts(MethodView):
         service("networks").get(who, str(network_id))  # 404 unless the caller may see it
         return ports.list(who, query, parent=str(network_id))
 
-    @blp.arguments(PortSchema)
+    @blp.arguments(PortSchema())
     @blp.response(201, PortSchema)
     def post(self, body: dict[str, Any], network_id: Any) -> Any:
         who = principal("networks", "write")
@@ -36,7 +36,7 @@ class NetworkPorts(MethodView):
 
 @blp.route("/ports")
 class Ports(MethodView):
-    @blp.arguments(PortListQuery, location="query")
+    @blp.arguments(PortListQuery(), location="query")
     @blp.response(200, PortListSchema)
     def get(self, query: dict[str, Any]) -> Any:
         who = principal("networks", "read")

@@ -33,7 +33,7 @@ class Quotas(MethodView):
     def get(self, tenant: str) -> Any:
         return _quotas().get(_tenant(tenant))
 
-    @blp.arguments(QuotasPatchSchema, content_type="application/merge-patch+json")
+    @blp.arguments(QuotasPatchSchema(), content_type="application/merge-patch+json")
     @blp.response(200, QuotasSchema)
     def patch(self, patch: dict[str, Any], tenant: str) -> Any:
         return _quotas().update(_tenant(tenant), patch)
