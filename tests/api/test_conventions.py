@@ -454,7 +454,7 @@ GW = "ovn-nb-gateway:"
 
 
 @pytest.fixture
-def foreign(nbctl: Any, tenant: str) -> Iterator[dict[str, Any]]:
+def foreign(nbctl: Any, tenant: str, client: Any) -> Iterator[dict[str, Any]]:
     """Rows created beside the gateway: a switch with a port, a DHCP_Options row and
     switches whose external_ids copy only part of the gateway's ownership keys. Removed
     afterwards, so they cannot disturb other tests sharing the database."""
@@ -487,6 +487,10 @@ def foreign(nbctl: Any, tenant: str) -> Iterator[dict[str, Any]]:
     for name, extra in mimics.items():
         nbctl("ls-add", name)
         nbctl("set", "Logical_Switch", name, *extra)
+    # A committed gateway write after them means the gateway's replica holds these rows
+    # (updates arrive in order), so the tests below see them being ignored, not missed.
+    assert ApiClient(client, unique("sync")).post(
+        "/v1/networks", {"name": "sync", "cidr": "10.250.0.0/24"}).status_code == 201
     switches = [ls, *mimics]
     yield {"switches": switches, "lsp": lsp_name, "dhcp": dhcp_uuid, "ids": ids,
            "names": [*mimics]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -399,13 +400,21 @@ def test_status_follows_ovn_binding(api: Any, nbctl: Any) -> None:
     net = api.network(cidr="10.68.0.0/24")
     port = api.port(net["id"])
     assert port["status"] == "down"
+    def status_becomes(wanted: str) -> bool:
+        # The gateway's replica follows the database asynchronously: poll, bounded.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if api.get(f"/v1/ports/{port['id']}").get_json()["status"] == wanted:
+                return True
+            time.sleep(0.02)
+        return False
+
     nbctl("set", "Logical_Switch_Port", port["id"], "up=true")
-    got = api.get(f"/v1/ports/{port['id']}").get_json()
-    assert got["status"] == "up"
+    assert status_becomes("up")
     listed = api.get(f"/v1/networks/{net['id']}/ports").get_json()["items"]
     assert [p["status"] for p in listed] == ["up"]
     nbctl("set", "Logical_Switch_Port", port["id"], "up=false")
-    assert api.get(f"/v1/ports/{port['id']}").get_json()["status"] == "down"
+    assert status_becomes("down")
 
 
 def test_port_overrides_on_network_without_dhcp(api: Any, nbctl: Any) -> None:
