@@ -27,8 +27,8 @@ def test_readyz_reports_an_unreachable_southbound_without_failing(settings: Sett
     try:
         assert nb.wait_ready(15)
         body = app.test_client().get("/readyz").get_json()
-        assert body["northbound"] == "connected"
-        assert body["southbound"] == "unreachable"
+        assert body["northbound"] == "connected", body
+        assert body["southbound"] == "unreachable", body
     finally:
         nb.stop()
 
