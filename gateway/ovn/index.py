@@ -32,7 +32,7 @@ class Entry:
     parent: str | None
     idempotency: str | None
     keys: tuple[tuple[str, str], ...] = ()
-    # The parsed document of the kinds every port write consults (read-only: shared).
+    # What naming.CACHED_FIELDS keeps of the parsed document (read-only: shared).
     doc: dict[str, Any] | None = None
 
 
@@ -62,6 +62,13 @@ def _owned_doc(ids: dict[str, str]) -> Any:
             and doc.get("tenant_id") == ids[naming.TENANT] and naming.NAME in ids):
         return doc
     return _NOT_OWNED
+
+
+def _cached(kind: str, doc: dict[str, Any]) -> dict[str, Any] | None:
+    if kind not in naming.CACHED_FIELDS:
+        return None
+    fields = naming.CACHED_FIELDS[kind]
+    return doc if fields is None else {k: doc.get(k) for k in fields}
 
 
 class OwnedIndex:
@@ -103,7 +110,7 @@ class OwnedIndex:
                       ids.get(naming.IDEMPOTENCY, "").split("\n", 1)[0] or None,
                       tuple((k[len(naming.KEY):], v) for k, v in sorted(ids.items())
                             if k.startswith(naming.KEY)),
-                      doc if ids[naming.KIND] in naming.CACHED_DOC_KINDS else None)
+                      _cached(ids[naming.KIND], doc))
         with self._lock:
             self._discard(row.uuid)
             self._by_uuid[row.uuid] = entry

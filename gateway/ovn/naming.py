@@ -19,8 +19,12 @@ LOCK = PREFIX + "lock"
 QUOTA = PREFIX + "quota:"
 # Kinds whose rows carry the API document (DOC); the others are internal rows.
 DOCUMENT_KINDS = frozenset({"network", "port", "dns-record", "policy"})
-# Kinds whose parsed document the index keeps: few rows, read on every port write.
-CACHED_DOC_KINDS = frozenset({"policy"})
+# What the index keeps of parsed documents, per kind (None: all of it). Policies are few
+# and read on every port write; of ports, policies read only these few fields.
+CACHED_FIELDS: dict[str, tuple[str, ...] | None] = {
+    "policy": None,
+    "port": ("id", "labels", "ips", "network_id"),
+}
 # Secondary lookup keys: `ovn-nb-gateway:key:<name>` = value, indexed per kind and tenant.
 KEY = PREFIX + "key:"
 
