@@ -27,6 +27,7 @@ from typing import Any
 
 from gateway import sandbox
 from gateway.sandbox import SandboxError
+from gateway.sandbox_process import _exe, _run
 
 IFACE = "eth0"  # the host's interface, inside its own namespace
 _IFNAMSIZ = 15  # interface names are at most 15 bytes
@@ -134,7 +135,7 @@ def parse_port_json(text: str) -> tuple[list[str], list[str]]:
 def port_mac(nb_db: str, port_name: str) -> str:
     """Ask the NB database (ovn-nbctl) for the MAC of logical switch port PORT_NAME."""
     try:
-        out = sandbox._run("ovn-nbctl", f"--db={nb_db}", "--timeout=10", "--format=json",
+        out = _run("ovn-nbctl", f"--db={nb_db}", "--timeout=10", "--format=json",
                            "--columns=addresses,dynamic_addresses", "list",
                            "Logical_Switch_Port", port_name, timeout=15)
     except SandboxError as exc:
@@ -175,7 +176,7 @@ def get_host(dir: Path, name: str) -> Host:
 
 
 def _ip(*args: str) -> None:
-    sandbox._run("ip", *args)
+    _run("ip", *args)
 
 
 def add_host(dir: Path, name: str, port_name: str, mac: str, ip_cidr: str | None = None,
@@ -219,7 +220,7 @@ def add_host(dir: Path, name: str, port_name: str, mac: str, ip_cidr: str | None
         _ip("-n", ns, "link", "set", "dev", IFACE, "address", mac)
         # Checksum offload would leave partial checksums that OVN's own responders (DHCP, DNS)
         # and the userspace datapath never complete: replies and some TCP get lost.
-        sandbox._run("ip", "netns", "exec", ns, sandbox._exe("ethtool"), "-K", IFACE, "tx", "off")
+        _run("ip", "netns", "exec", ns, _exe("ethtool"), "-K", IFACE, "tx", "off")
         _ip("-n", ns, "link", "set", "dev", IFACE, "up")
         if ip_cidr is not None:
             _ip("-n", ns, "addr", "add", ip_cidr, "dev", IFACE)
@@ -262,7 +263,7 @@ def _in_host(dir: Path, name: str, argv: list[str]) -> list[str]:
     if not argv:
         raise HostError("no command given")
     host = get_host(dir, name)
-    return [sandbox._exe("ip"), "netns", "exec", host.netns, *argv]
+    return [_exe("ip"), "netns", "exec", host.netns, *argv]
 
 
 def exec_in_host(dir: Path, name: str, argv: list[str], timeout: float | None = 30.0,
