@@ -20,10 +20,11 @@ QUOTA = PREFIX + "quota:"
 # Kinds whose rows carry the API document (DOC); the others are internal rows.
 DOCUMENT_KINDS = frozenset({"network", "port", "dns-record", "policy"})
 # What the index keeps of parsed documents, per kind (None: all of it). Policies are few
-# and read on every port write; of ports, policies read only these few fields.
+# and read on every port write; of ports, policy writes and address allocation read only
+# these few fields.
 CACHED_FIELDS: dict[str, tuple[str, ...] | None] = {
     "policy": None,
-    "port": ("id", "labels", "ips", "network_id"),
+    "port": ("id", "labels", "ips", "mac", "network_id"),
 }
 # Secondary lookup keys: `ovn-nb-gateway:key:<name>` = value, indexed per kind and tenant.
 KEY = PREFIX + "key:"

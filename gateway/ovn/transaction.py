@@ -40,8 +40,9 @@ class Txn:
             if row is not None:
                 yield row
 
-    def entries(self, table: str, kind: str, tenant: str | None = None) -> Iterator[Entry]:
-        return self.indexes[table].entries(kind, tenant)
+    def entries(self, table: str, kind: str, tenant: str | None = None,
+                parent: str | None = None) -> Iterator[Entry]:
+        return self.indexes[table].entries(kind, tenant, parent)
 
     def row_of(self, table: str, entry: Entry) -> Any:
         return self._row(table, entry)

@@ -17,17 +17,15 @@ ALLOC = naming.PREFIX + "alloc"
 
 
 def in_use(t: Txn, network: Doc, skip_port: str | None = None) -> tuple[set[str], set[str]]:
-    """Addresses and MACs of the network's other ports, plus its reserved addresses."""
+    """Addresses and MACs of the network's other ports, plus its reserved addresses (from
+    the index: committed state, which the allocation counter's verify keeps honest)."""
     ips = ipam.reserved_v4(network["cidr"], network["gateway_ip"])
     macs: set[str] = set()
-    for port in t.rows(LSP, "port", parent=network["id"]):
-        if port.name == skip_port:
+    for entry in t.entries(LSP, "port", parent=network["id"]):
+        if entry.id == skip_port or entry.doc is None:
             continue
-        addresses = list(port.addresses)
-        if addresses:
-            mac, *addrs = addresses[0].split()
-            macs.add(mac)
-            ips.update(addrs)
+        macs.add(entry.doc["mac"])
+        ips.update(entry.doc["ips"])
     return ips, macs
 
 
