@@ -133,6 +133,9 @@ class Northbound:
                     helper.register_columns(table, sorted(REQUIRED_COLUMNS[table]))
                 self.idl = _GatewayIdl(remotes, helper,
                                        leader_only=self.settings.leader_only)
+                # python-ovs backs off up to 8 s between reconnects; after a RAFT leader
+                # dies the new one is elected within ~1-2 s, so retry sooner.
+                self.idl._session.reconnect.set_backoff(250, 2000)
                 self.connection = ovs_connection.Connection(self.idl, self.settings.ovn_timeout)
                 self.connection.start()
                 LOG.info("connected to the northbound database (schema %s)",

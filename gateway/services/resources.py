@@ -201,14 +201,20 @@ class Resource:
         body = jsonable(body)
         tenant = self.tenant_of(principal, body, parent_id)
         digest = body_hash({"body": body, "parent": parent_id, "tenant": tenant})
+        # Chosen once per request: if the database committed but its reply was lost (a RAFT
+        # leader dying), the re-run finds its own row instead of reporting a conflict.
+        resource_id, stamp = str(uuid.uuid4()), now()
 
         def change(t: Txn) -> tuple[Doc, bool]:
+            mine = t.get(self.table, self.kind, resource_id)
+            if mine is not None:
+                return self.render(mine, stored_doc(mine)), True
             tenant_row = tenants.lock(t, tenant)
             if idempotency_key:
                 earlier = t.by_idempotency(self.table, self.kind, tenant, idempotency_key)
                 if earlier is not None:
-                    stamp = earlier.external_ids.get(naming.IDEMPOTENCY, "")
-                    if stamp.split("\n", 1)[-1] != digest:
+                    recorded = earlier.external_ids.get(naming.IDEMPOTENCY, "")
+                    if recorded.split("\n", 1)[-1] != digest:
                         raise Unprocessable("Idempotency-Key was used with a different body")
                     return self.render(earlier, stored_doc(earlier)), False
             if t.by_name(self.table, self.kind, tenant, body["name"]) is not None:
@@ -216,8 +222,7 @@ class Resource:
             tenants.check_quota(tenant_row, self.quota, self.used(t.indexes[self.table], tenant),
                                 self.settings.quotas)
             parent = self.resolve_parent(t, principal, tenant, parent_id)
-            stamp = now()
-            doc = {**body, "id": str(uuid.uuid4()), "tenant_id": tenant, "created_at": stamp,
+            doc = {**body, "id": resource_id, "tenant_id": tenant, "created_at": stamp,
                    "updated_at": stamp, "revision": 1}
             row = self.write_new(t, doc, parent, tenant_row)
             self.write_ownership(row, doc, f"{idempotency_key}\n{digest}"
@@ -229,10 +234,14 @@ class Resource:
     def update(self, principal: Principal, resource_id: str, patch: Doc,
                if_match: int | None, validate: Any) -> Doc:
         """validate(merged) checks the result as a create would, returning the clean doc."""
+        written: dict[str, Doc] = {}  # what an earlier run of change() wrote, if it ran
+
         def change(t: Txn) -> Doc:
             row = self.locate(t, principal, resource_id)
             row.verify("external_ids")  # a concurrent write elsewhere re-runs this check
             old = stored_doc(row)
+            if written.get("doc") == old:  # committed, but the reply was lost: done
+                return self.render(row, old)
             if self.lock_tenant_on_write:
                 tenants.lock(t, old["tenant_id"])
             check_if_match(old, if_match)
@@ -258,6 +267,7 @@ class Resource:
             new["updated_at"] = now()
             self.apply_update(t, row, old, new)
             self.write_ownership(row, new)
+            written["doc"] = new
             return self.render(row, new)
 
         return self.nb.transact(change, f"update_{self.kind}")
@@ -267,14 +277,22 @@ class Resource:
 
     def delete(self, principal: Principal, resource_id: str, if_match: int | None,
                cascade: bool = False) -> None:
+        attempted: list[bool] = []
+
         def change(t: Txn) -> None:
-            row = self.locate(t, principal, resource_id)
+            try:
+                row = self.locate(t, principal, resource_id)
+            except NotFound:
+                if attempted:  # an earlier run committed the delete; its reply was lost
+                    return
+                raise
             row.verify("external_ids")
             doc = stored_doc(row)
             check_if_match(doc, if_match)
             self.before_change(doc)
             if self.lock_tenant_on_write:
                 tenants.lock(t, doc["tenant_id"])
+            attempted.append(True)
             self.remove(t, row, doc, cascade)
 
         self.nb.transact(change, f"delete_{self.kind}")
