@@ -42,7 +42,7 @@ REQUIRED_COLUMNS = {
     "DNS": {"records", "external_ids"},
     "Address_Set": {"name", "addresses", "external_ids"},
     "ACL": {"direction", "priority", "match", "action", "name", "log", "severity", "meter",
-            "external_ids"},
+            "label", "external_ids"},
     "Meter": {"name", "unit", "bands", "external_ids"},
     "Meter_Band": {"action", "rate", "burst_size"},
 }

@@ -117,6 +117,7 @@ class CompiledAcl(StrictSchema):
     priority = fields.Integer(strict=True)
     match = fields.String()
     action = fields.String()
+    label = fields.Integer(metadata={"description": "conntrack label of allowed connections"})
     name = fields.String()
     log = fields.Boolean()
     severity = fields.String(allow_none=True)

@@ -4,6 +4,7 @@ every port write calls on_port_change() inside its own transaction."""
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 from gateway.errors import NotFound
@@ -102,9 +103,15 @@ def drop_unused_peer_sets(t: Txn, old: Doc, new: Doc | None) -> None:
                 row.delete()
 
 
+def acl_label(policy_id: str, rule: str) -> int:
+    """A stable non-zero 32-bit label per policy rule: OVN puts it in the conntrack entries
+    of the connections the ACL allowed, so they can be traced back to the rule."""
+    return zlib.crc32(f"{policy_id}/{rule}".encode()) or 1
+
+
 def _acl_row(t: Txn, policy: Doc, spec: pc.AclSpec) -> Any:
     row = t.insert(ACL, direction=spec.direction, priority=spec.priority, match=spec.match,
-                   action=spec.action,
+                   action=spec.action, label=acl_label(policy["id"], spec.rule),
                    name=[f"{policy['tenant_id']}/{policy['name']}"[:63]],
                    log=spec.log, external_ids=naming.owner_ids(
                        "acl", f"{policy['id']}/{spec.rule}", policy["tenant_id"],
@@ -209,7 +216,8 @@ class PolicyService(Resource):
                 if row is not None:
                     sets[row.name] = sorted(row.addresses)
         acls = [{"direction": a.direction, "priority": a.priority, "match": a.match,
-                 "action": a.action, "name": (list(a.name) or [None])[0], "log": a.log,
+                 "action": a.action, "label": a.label, "name": (list(a.name) or [None])[0],
+                 "log": a.log,
                  "severity": (list(a.severity) or [None])[0],
                  "rule": a.external_ids.get(naming.PREFIX + "rule", "")} for a in pg.acls]
         acls.sort(key=lambda a: (a["direction"], -a["priority"], a["rule"]))

@@ -286,11 +286,15 @@ def test_rules_view_is_what_ovn_holds(api: Any, other_api: Any, nbctl: Any) -> N
                                     set_name(api.tenant, {"app": "db"}, 6): []}
     assert tenant_sets(nbctl, api.tenant) == view["address_sets"]
     from_ovn = [{"direction": a["direction"], "priority": a["priority"], "match": a["match"],
-                 "action": a["action"], "name": as_list(a["name"])[0], "log": a["log"],
+                 "action": a["action"], "label": a["label"],
+                 "name": as_list(a["name"])[0], "log": a["log"],
                  "severity": (as_list(a["severity"]) or [None])[0],
                  "rule": a["external_ids"][PREFIX + "rule"]} for a in acls(nbctl, pol["id"])]
     assert view["acls"] == from_ovn
     assert len(view["acls"]) == 6
+    # every rule's ACL carries its own non-zero conntrack label
+    labels = [a["label"] for a in view["acls"]]
+    assert all(labels) and len(set(labels)) == len(labels)
     assert other_api.get(f"/v1/policies/{pol['id']}/rules").status_code == 404
     assert api.get(f"/v1/policies/{MISSING}/rules").status_code == 404
 
