@@ -34,6 +34,8 @@ class Kind:
     list_schema: type[Schema]
     list_query: type[Schema]
     location: str  # "/v1/networks/{id}"
+    noun: str = "resource"  # for the operation summaries: "network", "DNS record", ...
+    nouns: str = ""  # plural, when not noun + "s"
     # List query -> (query, filters on documents, parent id).
     split_query: Callable[[Doc], tuple[Doc, Doc, str | None]] = field(
         default=lambda query: (query, {}, None))
@@ -67,6 +69,8 @@ def collection(blp: Blueprint, rule: str, kind: Kind) -> None:
             doc, fresh = service(kind.service).create(who, body, idempotency_key())
             return created(doc, kind.location.format(id=doc["id"]), fresh)
 
+    Collection.get.__doc__ = f"List the {kind.nouns or kind.noun + 's'} the caller may see"
+    Collection.post.__doc__ = f"Create a {kind.noun}"
     Collection.__name__ = f"{kind.service.title()}Collection"
     blp.route(rule)(Collection)
 
@@ -108,5 +112,8 @@ def item(blp: Blueprint, rule: str, kind: Kind) -> None:
             def delete(self, **path: Any) -> None:
                 self._delete({}, path)
 
+    Item.get.__doc__ = f"Get one {kind.noun} (ETag: its revision)"
+    Item.patch.__doc__ = f"Change a {kind.noun} (JSON merge patch; If-Match honoured)"
+    Item.delete.__doc__ = f"Delete a {kind.noun} (If-Match honoured)"
     Item.__name__ = f"{kind.service.title()}Item"
     blp.route(rule)(Item)

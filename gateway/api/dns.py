@@ -24,7 +24,7 @@ def _by_fqdn(query: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], Non
 
 KIND = crud.Kind(service="dns", family="dns", schema=DnsRecordSchema,
                  patch_schema=DnsRecordPatchSchema, list_schema=DnsRecordListSchema,
-                 list_query=DnsRecordListQuery, location="/v1/dns-records/{id}",
+                 list_query=DnsRecordListQuery, noun="DNS record", location="/v1/dns-records/{id}",
                  split_query=_by_fqdn)
 crud.collection(blp, "", KIND)
 crud.item(blp, "/<uuid:record_id>", KIND)

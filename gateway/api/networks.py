@@ -17,7 +17,7 @@ blp = Blueprint("networks", __name__, url_prefix="/v1/networks",
 
 KIND = crud.Kind(service="networks", family="networks", schema=NetworkSchema,
                  patch_schema=NetworkPatchSchema, list_schema=NetworkListSchema,
-                 list_query=NetworkListQuery, location="/v1/networks/{id}",
+                 list_query=NetworkListQuery, noun="network", location="/v1/networks/{id}",
                  delete_query=NetworkDeleteQuery)
 crud.collection(blp, "", KIND)
 crud.item(blp, "/<uuid:network_id>", KIND)

@@ -22,7 +22,8 @@ blp = Blueprint("policies", __name__, url_prefix="/v1/policies",
 
 KIND = crud.Kind(service="policies", family="policies", schema=PolicySchema,
                  patch_schema=PolicyPatchSchema, list_schema=PolicyListSchema,
-                 list_query=PolicyListQuery, location="/v1/policies/{id}")
+                 list_query=PolicyListQuery, noun="policy", nouns="policies",
+                 location="/v1/policies/{id}")
 crud.collection(blp, "", KIND)
 crud.item(blp, "/<uuid:policy_id>", KIND)
 

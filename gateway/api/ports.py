@@ -20,6 +20,7 @@ class NetworkPorts(MethodView):
     @blp.arguments(ListQuery(), location="query")
     @blp.response(200, PortListSchema)
     def get(self, query: dict[str, Any], network_id: Any) -> Any:
+        """List the ports of one network"""
         who = principal("networks", "read")
         ports = service("ports")
         service("networks").get(who, str(network_id))  # 404 unless the caller may see it
@@ -28,6 +29,7 @@ class NetworkPorts(MethodView):
     @blp.arguments(PortSchema())
     @blp.response(201, PortSchema)
     def post(self, body: dict[str, Any], network_id: Any) -> Any:
+        """Create a port: MAC and IPs are allocated when not given"""
         who = principal("networks", "write")
         doc, fresh = service("ports").create(who, body, idempotency_key(),
                                              parent_id=str(network_id))
@@ -39,6 +41,7 @@ class Ports(MethodView):
     @blp.arguments(PortListQuery(), location="query")
     @blp.response(200, PortListSchema)
     def get(self, query: dict[str, Any]) -> Any:
+        """List the ports the caller may see (filter with network_id)"""
         who = principal("networks", "read")
         network = query.pop("network_id", None)
         return service("ports").list(who, query, parent=str(network) if network else None)
@@ -46,4 +49,5 @@ class Ports(MethodView):
 
 crud.item(blp, "/ports/<uuid:port_id>", crud.Kind(
     service="ports", family="networks", schema=PortSchema, patch_schema=PortPatchSchema,
-    list_schema=PortListSchema, list_query=PortListQuery, location="/v1/ports/{id}"))
+    list_schema=PortListSchema, list_query=PortListQuery, noun="port",
+    location="/v1/ports/{id}"))

@@ -31,11 +31,13 @@ def _tenant(tenant: str) -> str:
 class Quotas(MethodView):
     @blp.response(200, QuotasSchema)
     def get(self, tenant: str) -> Any:
+        """A tenant's quotas (defaults from the configuration, overrides stored per tenant)"""
         return _quotas().get(_tenant(tenant))
 
     @blp.arguments(QuotasPatchSchema(), content_type="application/merge-patch+json")
     @blp.response(200, QuotasSchema)
     def patch(self, patch: dict[str, Any], tenant: str) -> Any:
+        """Override quotas (null restores the default; below usage is 409)"""
         return _quotas().update(_tenant(tenant), patch)
 
 
@@ -43,4 +45,5 @@ class Quotas(MethodView):
 class Usage(MethodView):
     @blp.response(200, UsageSchema)
     def get(self, tenant: str) -> Any:
+        """What a tenant uses of each quota"""
         return _quotas().usage(_tenant(tenant))
