@@ -10,6 +10,14 @@ from ovs.db import idl as ovs_idl
 from gateway.ovn.index import Entry, OwnedIndex
 
 
+def bump_counter(row: Any, key: str) -> None:
+    """Verify the row's external_ids and bump an integer in them. Two transactions that both
+    bump one counter cannot both commit: the loser's `wait` fails and it is re-run against
+    the winner's result. (python-ovs sends the verify only because the row is also written.)"""
+    row.verify("external_ids")
+    row.setkey("external_ids", key, str(int(row.external_ids.get(key, "0")) + 1))
+
+
 class Txn:
     def __init__(self, txn: ovs_idl.Transaction, idl: Any, indexes: dict[str, OwnedIndex]):
         self.txn = txn
@@ -55,9 +63,6 @@ class Txn:
             if row is not None:
                 yield row
 
-    def count(self, table: str, kind: str, tenant: str | None = None,
-              parent: str | None = None) -> int:
-        return self.indexes[table].count(kind, tenant, parent)
 
     # -- writes ----------------------------------------------------------------------------
     def insert(self, table: str, **columns: Any) -> Any:

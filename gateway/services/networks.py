@@ -83,7 +83,6 @@ class NetworkService(Resource):
     family = "networks"
     quota = "networks"
     table = LS
-    immutable = ("cidr", "ipv6_cidr")
 
     @property
     def dhcp(self) -> DhcpRows:

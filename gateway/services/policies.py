@@ -168,14 +168,14 @@ def _recompute(t: Txn, row: Any, tenant: str, selector: dict[str, str], family: 
 
 def policies_naming_network(t: Txn, tenant: str, network_id: str) -> list[str]:
     names = []
-    for pg in t.rows(PG, KIND, tenant=tenant):
-        policy = stored_doc(pg)
+    for entry in t.entries(PG, KIND, tenant=tenant):
+        policy = entry.doc or {}
         named = {str(n) for n in policy.get("networks") or []}
         for direction in ("ingress", "egress"):
             for rule in policy.get(direction) or []:
                 named |= {str(p["network"]) for p in rule.get("peers") or [] if "network" in p}
         if network_id in named:
-            names.append(policy["name"])
+            names.append(str(policy.get("name")))
     return names
 
 

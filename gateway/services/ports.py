@@ -8,7 +8,7 @@ from typing import Any
 from gateway.auth import Principal
 from gateway.errors import Conflict, NotFound
 from gateway.ovn import naming
-from gateway.ovn.transaction import Txn
+from gateway.ovn.transaction import Txn, bump_counter
 from gateway.services import dns, ipam, policies
 from gateway.services.networks import LS, LSP, DhcpRows
 from gateway.services.resources import Doc, Resource, stored_doc
@@ -58,8 +58,7 @@ def assign_addresses(t: Txn, network: Doc, doc: Doc, mac_prefix: str,
 
 def bump_allocation(ls: Any) -> None:
     """Two processes re-addressing ports of one network must not both pass the checks."""
-    ls.verify("external_ids")
-    ls.setkey("external_ids", ALLOC, str(int(ls.external_ids.get(ALLOC, "0")) + 1))
+    bump_counter(ls, ALLOC)
 
 
 def write_port_columns(lsp: Any, doc: Doc, dhcp_rows: dict[str, Any]) -> None:

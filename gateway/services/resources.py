@@ -66,7 +66,6 @@ class Resource:
     family = ""  # scope family
     quota = ""  # quota counter
     table = ""
-    immutable: tuple[str, ...] = ()
     # Kinds whose writes share rows across resources of a tenant take the tenant lock on
     # every write, so concurrent gateways cannot interleave those decisions.
     lock_tenant_on_write = False
@@ -246,10 +245,6 @@ class Resource:
                 tenants.lock(t, old["tenant_id"])
             check_if_match(old, if_match)
             self.before_change(old)
-            for field in self.immutable:
-                if field in patch and patch[field] != old.get(field):
-                    raise BadRequest.field(field, "cannot be changed; create a new "
-                                                  f"{self.kind} instead")
             writable = {k: v for k, v in old.items()
                         if k not in META and k not in self.read_only_fields()}
             clean = jsonable(validate(merge_patch(writable, jsonable(patch))))  # invalid: 400

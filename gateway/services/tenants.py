@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.errors import Conflict
 from gateway.ovn import naming
-from gateway.ovn.transaction import Txn
+from gateway.ovn.transaction import Txn, bump_counter
 
 TABLE = "Port_Group"
 KIND = "tenant"
@@ -28,9 +28,7 @@ def lock(t: Txn, tenant: str) -> Any:
                        external_ids={**naming.owner_ids(KIND, tenant, tenant),
                                      naming.LOCK: "1"})
         return row
-    row.verify("external_ids")
-    counter = int(row.external_ids.get(naming.LOCK, "0")) + 1
-    row.setkey("external_ids", naming.LOCK, str(counter))
+    bump_counter(row, naming.LOCK)
     return row
 
 
