@@ -5,25 +5,13 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from conftest import ApiClient, unique
 from nbhelpers import as_list, dhcp_rows, owned, switch
-
-
-@pytest.fixture(scope="module")
-def second_app(settings: Any) -> Iterator[Any]:
-    """Another gateway on the same database: its own replica and its own connection."""
-    from gateway.app import create_app
-
-    application = create_app(settings)
-    application.config["TESTING"] = True
-    assert application.extensions["gateway"].nb.wait_ready(15), "second gateway never connected"
-    yield application
-    application.extensions["gateway"].nb.stop()
 
 
 def race(apps: list[Any], tenant: str, n: int,

@@ -6,12 +6,12 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from conftest import ApiClient, unique
+from conftest import ApiClient, only_generated_tokens, unique
 from nbhelpers import PREFIX, _decode, as_list, lsp, owned, rows
 
 from gateway.services.policy_compiler import selector_key
@@ -168,25 +168,6 @@ def rule_priority(policy_priority: int, action: str) -> int:
     return 2000 + (1000 - policy_priority) * 2 + (1 if action == "deny" else 0)
 
 
-_WORDS = frozenset({"inport", "outport", "ip", "ip4", "ip6", "ip4.src", "ip4.dst", "ip6.src",
-                    "ip6.dst", "tcp", "udp", "sctp", "tcp.dst", "udp.dst", "sctp.dst",
-                    "tcp.src", "udp.src", "sctp.src", "icmp4", "icmp6", "nd", "nd_rs", "nd_ra"})
-_TOKEN = re.compile(
-    r"(?P<space>\s+)|(?P<op>&&|\|\||==|>=|<=|[()])|"
-    r"(?P<group>@ovngw_p[0-9a-f]{32}(?![A-Za-z0-9_]))|"
-    r"(?P<set>\$ovngw_s[0-9a-f]{20}_ip[46](?![A-Za-z0-9_]))|"
-    r"(?P<cidr>[0-9a-f:.]+/[0-9]+)|(?P<int>[0-9]+(?![0-9A-Za-z_.:/]))|"
-    r"(?P<word>[A-Za-z_][A-Za-z0-9_.]*)")
-
-
-def only_generated_tokens(match: str) -> bool:
-    pos = 0
-    while pos < len(match):
-        token = _TOKEN.match(match, pos)
-        if token is None or (token.lastgroup == "word" and token.group() not in _WORDS):
-            return False
-        pos = token.end()
-    return True
 
 
 # -- create and the rows behind it ---------------------------------------------------------
@@ -1137,17 +1118,6 @@ def test_a_policy_write_repairs_a_drifted_shared_set(api: Any, nbctl: Any) -> No
 
 # -- two gateways writing sharers at once ----------------------------------------------------
 
-
-@pytest.fixture(scope="module")
-def second_app(settings: Any) -> Iterator[Any]:
-    """Another gateway on the same database: its own replica and connection (a process)."""
-    from gateway.app import create_app
-
-    application = create_app(settings)
-    application.config["TESTING"] = True
-    assert application.extensions["gateway"].nb.wait_ready(15), "second gateway never connected"
-    yield application
-    application.extensions["gateway"].nb.stop()
 
 
 ROUNDS = 15

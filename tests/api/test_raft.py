@@ -19,7 +19,6 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
 import tempfile
 import threading
 import time
@@ -35,6 +34,7 @@ from conftest import SECRET, ApiClient, unique
 from nbhelpers import PREFIX, as_list, rows, switch
 
 from gateway.config import Settings
+from gateway.sandbox_process import SandboxError, _alive, _exe, _run
 
 SCHEMA = Path("/usr/share/ovn/ovn-nb.ovsschema")
 DATABASE = "OVN_Northbound"
@@ -48,29 +48,19 @@ FAILOVER_BUDGET = 40.0  # every write after the kill must have succeeded within 
 RETRY_SLEEP = 0.2
 
 
-def _exe(program: str) -> str | None:
-    return shutil.which(program) or shutil.which(program, path="/usr/sbin:/usr/bin:/sbin")
+def _installed(program: str) -> bool:
+    try:
+        _exe(program)
+    except SandboxError:
+        return False
+    return True
 
 
 def _need_tools() -> None:
     missing = [p for p in ("ovsdb-tool", "ovsdb-server", "ovs-appctl", "ovn-nbctl")
-               if _exe(p) is None]
+               if not _installed(p)]
     if missing or not SCHEMA.exists():
         pytest.skip(f"needs {', '.join(missing) or SCHEMA}; run scripts/bootstrap.sh")
-
-
-def _run(*argv: str, timeout: float = 20) -> str:
-    """Run a tool to completion and return its stdout; a failure raises with its stderr."""
-    # Output goes to files, not pipes: a detaching daemon holding a pipe would hang us.
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        rc = subprocess.run([_exe(argv[0]) or argv[0], *argv[1:]], stdin=subprocess.DEVNULL,
-                            stdout=out, stderr=err, timeout=timeout, check=False).returncode
-        out.seek(0)
-        err.seek(0)
-        if rc != 0:
-            detail = err.read().decode(errors="replace").strip()
-            raise RuntimeError(f"{' '.join(argv)} failed (exit {rc}): {detail}")
-        return out.read().decode(errors="replace")
 
 
 def _free_ports(n: int) -> list[int]:
@@ -85,14 +75,6 @@ def _free_ports(n: int) -> list[int]:
     finally:
         for sock in socks:
             sock.close()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
 
 def _until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -169,7 +151,7 @@ class Member:
         try:
             out = _run("ovs-appctl", "--timeout=5", "-t", str(self.path("ctl")),
                        "cluster/status", DATABASE, timeout=10)
-        except (RuntimeError, subprocess.TimeoutExpired):
+        except SandboxError:  # it also reports timeouts
             return {}
         return dict(re.findall(r"^([A-Z][A-Za-z ]*): (.*)$", out, re.MULTILINE))
 

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 import pytest
+from conftest import only_generated_tokens
 
 from gateway.services import policy_compiler as pc
 
@@ -476,27 +477,6 @@ def test_no_logging_means_no_severity() -> None:
 
 
 # -- match text is only generated tokens ----------------------------------------------------------
-
-_WORDS = frozenset({"inport", "outport", "ip", "ip4", "ip6", "ip4.src", "ip4.dst", "ip6.src",
-                    "ip6.dst", "tcp", "udp", "sctp", "tcp.dst", "udp.dst", "sctp.dst",
-                    "tcp.src", "udp.src", "sctp.src", "icmp4", "icmp6", "nd", "nd_rs", "nd_ra"})
-_TOKEN = re.compile(
-    r"(?P<space>\s+)|(?P<op>&&|\|\||==|>=|<=|[()])|"
-    r"(?P<group>@ovngw_p[0-9a-f]{32}(?![A-Za-z0-9_]))|"
-    r"(?P<set>\$ovngw_s[0-9a-f]{20}_ip[46](?![A-Za-z0-9_]))|"
-    r"(?P<cidr>[0-9a-f:.]+/[0-9]+)|(?P<int>[0-9]+(?![0-9A-Za-z_.:/]))|"
-    r"(?P<word>[A-Za-z_][A-Za-z0-9_.]*)")
-
-
-def only_generated_tokens(match: str) -> bool:
-    """Every token is an operator, a generated group/set name, a CIDR, an int or a field."""
-    pos = 0
-    while pos < len(match):
-        token = _TOKEN.match(match, pos)
-        if token is None or (token.lastgroup == "word" and token.group() not in _WORDS):
-            return False
-        pos = token.end()
-    return True
 
 
 def test_token_checker_rejects_foreign_text() -> None:
