@@ -103,8 +103,9 @@ class NetworkService(Resource):
 
     def apply_update(self, t: Txn, row: Any, old: Doc, new: Doc) -> None:
         if new["gateway_ip"] != old["gateway_ip"]:
-            for port in t.rows(LSP, "port", parent=new["id"]):
-                if new["gateway_ip"] in port_ips(port):
+            # The ports' addresses as the index keeps them, as address allocation reads them.
+            for entry in t.entries(LSP, "port", parent=new["id"]):
+                if entry.doc is not None and new["gateway_ip"] in entry.doc["ips"]:
                     raise Conflict.field("gateway_ip", "in use by a port of this network")
         rows = self.dhcp.sync(t, new["id"], new["tenant_id"], new, {})
         from gateway.services.ports import relink_ports  # ports depend on networks, not back
@@ -134,7 +135,3 @@ class NetworkService(Resource):
         dns.forget_network(t, doc["id"])
         row.delete()
 
-
-def port_ips(port: Any) -> list[str]:
-    addresses = list(port.addresses)
-    return addresses[0].split()[1:] if addresses else []
