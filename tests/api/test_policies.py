@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from conftest import ApiClient, only_generated_tokens, unique
+from conftest import ApiClient, unique
+from matchtokens import only_generated_tokens
 from nbhelpers import PREFIX, _decode, as_list, lsp, owned, rows
 
 from gateway.services.policy_compiler import selector_key

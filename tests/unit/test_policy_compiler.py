@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 import pytest
-from conftest import only_generated_tokens
+from matchtokens import only_generated_tokens
 
 from gateway.services import policy_compiler as pc
 
