@@ -93,6 +93,7 @@ class Northbound:
         self.schema_version: str | None = None
         self.schema_error: str | None = None
         self._stop = threading.Event()
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -103,9 +104,11 @@ class Northbound:
             self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self.connection is not None:
-            self.connection.stop(timeout=5)
+        with self._lock:
+            self._stop.set()
+            connection = self.connection
+        if connection is not None:
+            connection.stop(timeout=5)
 
     def wait_ready(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -122,6 +125,7 @@ class Northbound:
             stream.Stream.ssl_set_ca_cert_file(self.settings.ssl_ca)
         delay = 0.2
         while not self._stop.is_set():
+            idl = None
             try:
                 remotes = resolve_remotes(self.settings.nb_db)
                 helper = idlutils.get_schema_helper(remotes, SCHEMA)
@@ -131,19 +135,26 @@ class Northbound:
                     continue
                 for table in naming.TABLES:
                     helper.register_columns(table, sorted(REQUIRED_COLUMNS[table]))
-                self.idl = _GatewayIdl(remotes, helper,
-                                       leader_only=self.settings.leader_only)
+                idl = _GatewayIdl(remotes, helper, leader_only=self.settings.leader_only)
                 # python-ovs backs off up to 8 s between reconnects; after a RAFT leader
                 # dies the new one is elected within ~1-2 s, so retry sooner.
-                self.idl._session.reconnect.set_backoff(250, 2000)
-                self.connection = ovs_connection.Connection(self.idl, self.settings.ovn_timeout)
-                self.connection.start()
+                idl._session.reconnect.set_backoff(250, 2000)
+                connection = ovs_connection.Connection(idl, self.settings.ovn_timeout)
+                connection.start()
+                # Published only once its thread runs: the replica is already synced
+                # inside start(), and stop() must not join a thread not yet started.
+                with self._lock:
+                    if self._stop.is_set():
+                        connection.stop(timeout=5)
+                        return
+                    self.idl, self.connection = idl, connection
                 LOG.info("connected to the northbound database (schema %s)",
                          self.schema_version)
                 return
             except Exception as exc:  # the database may simply not be up yet
                 LOG.warning("northbound database not reachable yet: %s", exc)
-                self.idl = self.connection = None
+                if idl is not None:
+                    idl.close()
                 self._stop.wait(delay)
                 delay = min(delay * 2, 5.0)
 

@@ -4,10 +4,12 @@ metrics after real requests."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.ovn.connection import Northbound
 
 
 def test_healthz_and_readyz(client: Any) -> None:
@@ -60,3 +62,18 @@ def test_cors_preflight_and_response_headers_for_configured_origins(settings: Se
         assert resp.headers["Access-Control-Allow-Origin"] == "https://portal.example"
     finally:
         nb.stop()
+
+
+def test_stopping_during_startup_never_raises_and_leaves_no_thread(settings: Settings) -> None:
+    # stop() may come at any moment of the background connect (a worker shutting down
+    # early); it must neither raise nor leave an IDL thread running.
+    for delay in (0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3):
+        nb = Northbound(settings)
+        nb.start()
+        time.sleep(delay)
+        nb.stop()
+        assert nb._thread is not None
+        nb._thread.join(10)
+        assert not nb._thread.is_alive()
+        connection = nb.connection
+        assert connection is None or not connection.is_running
