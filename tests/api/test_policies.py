@@ -1107,7 +1107,7 @@ def test_a_policy_write_repairs_a_drifted_shared_set(api: Any, nbctl: Any) -> No
     nbctl("set", "Address_Set", rows_before[4], 'addresses=["10.109.0.200"]')
     assert tenant_sets(nbctl, api.tenant)[set_name(api.tenant, DB, 4)] == ["10.109.0.200"]
     # The gateway's replica follows asynchronously: wait until it has seen the drift.
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 20
     while api.get(f"/v1/policies/{first['id']}/rules").get_json()["address_sets"][
             set_name(api.tenant, DB, 4)] != ["10.109.0.200"]:
         assert time.monotonic() < deadline, "the gateway never saw the edited set"
