@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from conftest import SECRET, ApiClient, unique
+from waiting import wait_until
 
 from gateway import sandbox
 from gateway.config import Settings
@@ -24,12 +25,7 @@ BOUND = 10.0  # no request may take longer than this, whatever the database does
 
 
 def _until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not within {timeout} s")
+    wait_until(predicate, timeout, interval=0.05, what=what)
 
 
 def _timed(fn: Callable[[], Any]) -> Any:

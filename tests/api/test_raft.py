@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 from conftest import SECRET, ApiClient, unique
 from nbhelpers import PREFIX, as_list, rows, switch
+from waiting import wait_until
 
 from gateway.config import Settings
 from gateway.sandbox_process import SandboxError, _alive, _exe, _run
@@ -78,12 +79,7 @@ def _free_ports(n: int) -> list[int]:
 
 
 def _until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not within {timeout} s")
+    wait_until(predicate, timeout, interval=0.1, what=what)
 
 
 @dataclass(frozen=True)

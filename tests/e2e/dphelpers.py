@@ -12,8 +12,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import pytest
-
 from gateway import hosts as sandbox_hosts
 
 
@@ -81,19 +79,6 @@ _shared = _root_conftest()
 ApiClient = _shared.ApiClient
 SECRET: str = _shared.SECRET
 unique: Callable[..., str] = _shared.unique
-
-
-def wait_until(check: Callable[[], Any], timeout: float, interval: float = 0.2,
-               what: str = "condition") -> Any:
-    """Poll CHECK until it returns something truthy (returned); fail the test after TIMEOUT."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} not met within {timeout} s")
-        time.sleep(interval)
 
 
 def stays(check: Callable[[], Any], seconds: float, interval: float = 0.3) -> bool:

@@ -6,28 +6,18 @@ from __future__ import annotations
 
 import functools
 import subprocess
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from dphelpers import Hosts, ctl
+from waiting import wait_until
 
 from gateway import hosts as sandbox_hosts
 from gateway import sandbox
 
 pytestmark = pytest.mark.e2e
-
-
-def _wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.1) -> float:
-    """Seconds until CHECK held; fails the test after TIMEOUT."""
-    start = time.monotonic()
-    while not check():
-        if time.monotonic() - start > timeout:
-            pytest.fail(f"condition not met within {timeout} s")
-        time.sleep(interval)
-    return time.monotonic() - start
 
 
 def _tag() -> str:
@@ -75,20 +65,20 @@ def test_binding_ping_and_tcp(nbctl: Callable[..., str], sbctl: Callable[..., st
     hosts.add(f"b{tag}", p2, "0a:00:00:00:01:02", "10.10.0.12/24")
 
     # (b) the binding: `up` in the NB within ~10 s of wiring, bound to this sandbox's chassis.
-    _wait_until(lambda: _up(nbctl, p1) and _up(nbctl, p2), timeout=30)
+    wait_until(lambda: _up(nbctl, p1) and _up(nbctl, p2), timeout=30)
     chassis = sbctl("--bare", "--columns=_uuid", "find", "Chassis",
                     f"name={sandbox.system_id(dataplane.dir)}").strip()
     bound = sbctl("--bare", "--columns=chassis", "find", "Port_Binding", f"logical_port={p1}")
     assert bound.strip() == chassis
 
     # (a) ping both ways (the first packets may race the last flows: retry briefly).
-    _wait_until(lambda: _ping(hosts, f"a{tag}", "10.10.0.12"), timeout=20)
+    wait_until(lambda: _ping(hosts, f"a{tag}", "10.10.0.12"), timeout=20)
     assert _ping(hosts, f"b{tag}", "10.10.0.11", count=3)
 
     # TCP to a server started in a host, stopped by its process group.
     server = hosts.start(f"b{tag}", "socat", "TCP-LISTEN:8080,reuseaddr,fork",
                          f"SYSTEM:echo b{tag}")
-    _wait_until(lambda: hosts.run(f"a{tag}", "nc", "-w", "2", "10.10.0.12", "8080")
+    wait_until(lambda: hosts.run(f"a{tag}", "nc", "-w", "2", "10.10.0.12", "8080")
                 .stdout.strip() == f"b{tag}", timeout=20)
     assert sandbox_hosts.terminate(server) is not None
     assert hosts.run(f"a{tag}", "nc", "-w", "1", "10.10.0.12", "8080").stdout == ""
@@ -111,7 +101,7 @@ def test_dhcp_lease(nbctl: Callable[..., str], hosts: Hosts, tmp_path: Path) -> 
     nbctl("lsp-set-dhcpv4-options", port, options)
     name = f"d{tag}"
     host = hosts.add(name, port, mac)  # no address: DHCP sets it
-    _wait_until(lambda: _up(nbctl, port), timeout=30)
+    wait_until(lambda: _up(nbctl, port), timeout=30)
 
     script = tmp_path / "udhcpc.sh"
     script.write_text('#!/bin/sh\necho "event=$1 ip=$ip subnet=$subnet router=$router '
@@ -151,7 +141,7 @@ def test_two_sandboxes_are_isolated(nbctl: Callable[..., str], dataplane: sandbo
         other_hosts.add(f"iso{tag}", f"iso-a-{tag}", "0a:00:00:00:03:03", "10.30.0.3/24")
         other_hosts.add(f"isob{tag}", f"iso-b-{tag}", "0a:00:00:00:03:02", "10.30.0.2/24")
         # The other data plane works on its own ...
-        _wait_until(lambda: _ping(other_hosts, f"iso{tag}", "10.30.0.2"), timeout=20)
+        wait_until(lambda: _ping(other_hosts, f"iso{tag}", "10.30.0.2"), timeout=20)
         # ... and neither sandbox reaches into the other.
         assert not _ping(hosts, f"iso{tag}", "10.30.0.2")
         assert not _ping(other_hosts, f"isob{tag}", "10.30.0.1")

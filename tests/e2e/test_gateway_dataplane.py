@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dphelpers import Hosts, host_addr, ip4, ping, tcp_reply, wait_until
+from dphelpers import Hosts, host_addr, ip4, ping, tcp_reply
+from waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dphelpers import Hosts, host_addr, ip4, ping, stays, tcp_reply, wait_until
+from dphelpers import Hosts, host_addr, ip4, ping, stays, tcp_reply
+from waiting import wait_until
 
 from gateway import sandbox
 
