@@ -46,16 +46,22 @@ def owned(nbctl: NbCtl, table: str, **keys: str) -> list[dict[str, Any]]:
     return rows(nbctl, table, *conds)
 
 
-def switch(nbctl: NbCtl, network_id: str) -> dict[str, Any] | None:
-    found = owned(nbctl, "Logical_Switch", kind="network", id=network_id)
+def one_or_none(found: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The single row found, None if there is none; more than one is a test failure."""
     assert len(found) <= 1, found
     return found[0] if found else None
+
+
+def owned_one(nbctl: NbCtl, table: str, **keys: str) -> dict[str, Any] | None:
+    return one_or_none(owned(nbctl, table, **keys))
+
+
+def switch(nbctl: NbCtl, network_id: str) -> dict[str, Any] | None:
+    return owned_one(nbctl, "Logical_Switch", kind="network", id=network_id)
 
 
 def lsp(nbctl: NbCtl, port_id: str) -> dict[str, Any] | None:
-    found = rows(nbctl, "Logical_Switch_Port", f"name={port_id}")
-    assert len(found) <= 1, found
-    return found[0] if found else None
+    return one_or_none(rows(nbctl, "Logical_Switch_Port", f"name={port_id}"))
 
 
 def dhcp_rows(nbctl: NbCtl, owner_id: str) -> list[dict[str, Any]]:

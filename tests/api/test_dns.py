@@ -8,16 +8,12 @@ from typing import Any
 
 import pytest
 from conftest import unique
-from nbhelpers import as_list, owned, switch
+from nbhelpers import as_list, one_or_none, owned, owned_one, switch
+from problems import errors_of, names_field
 
 MISSING = "00000000-0000-4000-8000-000000000000"
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-def _errors(resp: Any) -> dict[str, Any]:
-    assert resp.mimetype == "application/problem+json", resp.data
-    return resp.get_json().get("errors") or {}
 
 
 def domain() -> str:
@@ -34,9 +30,7 @@ def create(api: Any, fqdn: str | None = None, ips: list[str] | None = None,
 
 
 def dns_row(nbctl: Any, record_id: str) -> dict[str, Any] | None:
-    found = owned(nbctl, "DNS", kind="dns-record", id=record_id)
-    assert len(found) <= 1, found
-    return found[0] if found else None
+    return owned_one(nbctl, "DNS", kind="dns-record", id=record_id)
 
 
 def linked(nbctl: Any, network_id: str) -> set[str]:
@@ -55,9 +49,7 @@ def networks_of(nbctl: Any, record_id: str, *network_ids: str) -> set[str]:
 
 def auto_record(api: Any, port_id: str) -> dict[str, Any] | None:
     items = api.get("/v1/dns-records?limit=1000").get_json()["items"]
-    found = [r for r in items if r.get("port_id") == port_id]
-    assert len(found) <= 1, found
-    return found[0] if found else None
+    return one_or_none([r for r in items if r.get("port_id") == port_id])
 
 
 def ptr(ip: str) -> str:
@@ -185,11 +177,11 @@ def test_duplicate_fqdn_in_tenant_is_409(api: Any) -> None:
         resp = api.post("/v1/dns-records", {"name": unique("r"), "fqdn": fqdn,
                                             "ips": ["10.0.0.9"]})
         assert resp.status_code == 409, (fqdn, resp.get_json())
-        assert "fqdn" in _errors(resp)
+        assert "fqdn" in errors_of(resp)
     other = create(api, f"other.{zone}")
     resp = api.patch(f"/v1/dns-records/{other['id']}", {"fqdn": f"dup.{zone}"})
     assert resp.status_code == 409
-    assert "fqdn" in _errors(resp)
+    assert "fqdn" in errors_of(resp)
     assert api.get(f"/v1/dns-records/{other['id']}").get_json()["fqdn"] == f"other.{zone}"
     assert api.get(f"/v1/dns-records/{first['id']}").get_json() == first
 
@@ -227,7 +219,7 @@ def test_other_tenants_zones_and_names_neither_conflict_nor_show(api: Any, other
     resp = api.post("/v1/dns-records", {"name": unique("r"), "fqdn": f"api.{zone}",
                                         "ips": ["10.0.0.1"]})
     assert resp.status_code == 409
-    assert "fqdn" in _errors(resp)
+    assert "fqdn" in errors_of(resp)
     assert their_record["id"] not in resp.get_data(as_text=True)
     assert other_api.tenant not in resp.get_data(as_text=True)
 
@@ -248,13 +240,13 @@ def test_another_tenants_network_is_404_naming_networks(api: Any, other_api: Any
         resp = api.post("/v1/dns-records", {"name": unique("r"), "fqdn": f"x.{domain()}",
                                             "ips": ["10.0.0.1"], "networks": networks})
         assert resp.status_code == 404, resp.get_json()
-        assert field in _errors(resp), resp.get_json()
+        assert field in errors_of(resp), resp.get_json()
     assert owned(nbctl, "DNS", kind="dns-record", tenant=api.tenant) == []
     assert linked(nbctl, theirs["id"]) == set()
     rec = create(api, networks=[mine["id"]])
     resp = api.patch(f"/v1/dns-records/{rec['id']}", {"networks": [theirs["id"]]})
     assert resp.status_code == 404
-    assert "networks.0" in _errors(resp)
+    assert "networks.0" in errors_of(resp)
     assert linked(nbctl, theirs["id"]) == set()
     assert networks_of(nbctl, rec["id"], mine["id"]) == {mine["id"]}
 
@@ -288,8 +280,8 @@ def test_create_validation_is_400_naming_the_field(api: Any, body: dict[str, Any
     payload = {"name": unique("r"), "fqdn": f"ok.{domain()}", "ips": ["10.0.0.1"], **body}
     resp = api.post("/v1/dns-records", payload)
     assert resp.status_code == 400, resp.get_json()
-    errors = _errors(resp)
-    assert any(k == field or k.startswith(field + ".") for k in errors), errors
+    errors = errors_of(resp)
+    assert names_field(errors, field), errors
     assert api.get("/v1/dns-records").get_json()["items"] == []
 
 
@@ -305,7 +297,7 @@ def test_patch_to_reserved_name_is_400(api: Any) -> None:
     rec = create(api)
     resp = api.patch(f"/v1/dns-records/{rec['id']}", {"name": "auto-x"})
     assert resp.status_code == 400
-    assert "name" in _errors(resp)
+    assert "name" in errors_of(resp)
     assert api.get(f"/v1/dns-records/{rec['id']}").get_json() == rec
 
 
@@ -322,7 +314,7 @@ def test_patch_validation_is_400(api: Any, nbctl: Any, patch: dict[str, Any],
     before = dns_row(nbctl, rec["id"])
     resp = api.patch(f"/v1/dns-records/{rec['id']}", patch)
     assert resp.status_code == 400, resp.get_json()
-    assert any(k == field or k.startswith(field + ".") for k in _errors(resp)), resp.get_json()
+    assert names_field(errors_of(resp), field), resp.get_json()
     assert dns_row(nbctl, rec["id"]) == before
 
 
@@ -498,7 +490,7 @@ def test_dns_domain_change_onto_a_taken_name_is_409_naming_dns_domain(api: Any,
     create(api, f"web.{zone}")
     resp = api.patch(f"/v1/networks/{net['id']}", {"dns_domain": zone})
     assert resp.status_code == 409, resp.get_json()
-    assert "dns_domain" in _errors(resp), resp.get_json()  # the field the client sent
+    assert "dns_domain" in errors_of(resp), resp.get_json()  # the field the client sent
     assert api.get(f"/v1/networks/{net['id']}").get_json().get("dns_domain") is None
     assert auto_record(api, port["id"]) is None
 
@@ -526,11 +518,11 @@ def test_user_record_cannot_take_an_automatic_name(api: Any) -> None:
     resp = api.post("/v1/dns-records", {"name": unique("r"), "fqdn": f"taken.{zone}",
                                         "ips": ["10.0.0.1"]})
     assert resp.status_code == 409
-    assert "fqdn" in _errors(resp)
+    assert "fqdn" in errors_of(resp)
     rec = create(api, f"free.{zone}")
     resp = api.patch(f"/v1/dns-records/{rec['id']}", {"fqdn": f"taken.{zone}"})
     assert resp.status_code == 409
-    assert "fqdn" in _errors(resp)
+    assert "fqdn" in errors_of(resp)
 
 
 def test_hostname_cannot_take_a_user_records_name(api: Any, nbctl: Any) -> None:
@@ -540,7 +532,7 @@ def test_hostname_cannot_take_a_user_records_name(api: Any, nbctl: Any) -> None:
     resp = api.post(f"/v1/networks/{net['id']}/ports", {"name": unique("p"),
                                                         "hostname": "mine"})
     assert resp.status_code == 409
-    assert "hostname" in _errors(resp)
+    assert "hostname" in errors_of(resp)
     assert api.get(f"/v1/ports?network_id={net['id']}").get_json()["items"] == []
     port = api.port(net["id"], hostname="other")
     resp = api.patch(f"/v1/ports/{port['id']}", {"hostname": "mine"})
@@ -557,7 +549,7 @@ def test_two_ports_cannot_share_a_hostname_in_one_zone(api: Any) -> None:
         resp = api.post(f"/v1/networks/{net['id']}/ports", {"name": unique("p"),
                                                             "hostname": "dup"})
         assert resp.status_code == 409, resp.get_json()
-        assert "hostname" in _errors(resp)
+        assert "hostname" in errors_of(resp)
     rec = auto_record(api, first["id"])
     assert rec is not None and rec["fqdn"] == f"dup.{zone}"
     # the same hostname under another domain is fine

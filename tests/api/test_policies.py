@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -13,7 +12,9 @@ from typing import Any
 import pytest
 from conftest import ApiClient, unique
 from matchtokens import only_generated_tokens
-from nbhelpers import PREFIX, _decode, as_list, lsp, owned, rows
+from nbhelpers import PREFIX, _decode, as_list, lsp, owned, owned_one, rows
+from problems import errors_of, names_field
+from waiting import wait_until
 
 from gateway.services.policy_compiler import selector_key
 
@@ -23,11 +24,6 @@ WEB = {"app": "web"}
 CACHE = {"app": "cache"}
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-def _errors(resp: Any) -> dict[str, Any]:
-    assert resp.mimetype == "application/problem+json", resp.data
-    return resp.get_json().get("errors") or {}
 
 
 def create(api: Any, **fields: Any) -> dict[str, Any]:
@@ -42,9 +38,7 @@ def group_name(policy_id: str) -> str:
 
 
 def pg(nbctl: Any, policy_id: str) -> dict[str, Any] | None:
-    found = owned(nbctl, "Port_Group", kind="policy", id=policy_id)
-    assert len(found) <= 1, found
-    return found[0] if found else None
+    return owned_one(nbctl, "Port_Group", kind="policy", id=policy_id)
 
 
 def members(nbctl: Any, policy_id: str) -> set[str]:
@@ -667,7 +661,7 @@ def test_rename_to_a_taken_name_is_409_and_changes_nothing(api: Any, other_api: 
     resp = api.patch(f"/v1/policies/{second['id']}", {"name": first["name"],
                                                       "priority": 9})
     assert resp.status_code == 409, resp.get_json()
-    assert "name" in _errors(resp)
+    assert "name" in errors_of(resp)
     assert api.get(f"/v1/policies/{second['id']}").get_json() == second
     assert (acls(nbctl, second["id"]), tenant_sets(nbctl, api.tenant)) == before
     names = [p["name"] for p in api.get("/v1/policies").get_json()["items"]]
@@ -1107,11 +1101,11 @@ def test_a_policy_write_repairs_a_drifted_shared_set(api: Any, nbctl: Any) -> No
     nbctl("set", "Address_Set", rows_before[4], 'addresses=["10.109.0.200"]')
     assert tenant_sets(nbctl, api.tenant)[set_name(api.tenant, DB, 4)] == ["10.109.0.200"]
     # The gateway's replica follows asynchronously: wait until it has seen the drift.
-    deadline = time.monotonic() + 20
-    while api.get(f"/v1/policies/{first['id']}/rules").get_json()["address_sets"][
-            set_name(api.tenant, DB, 4)] != ["10.109.0.200"]:
-        assert time.monotonic() < deadline, "the gateway never saw the edited set"
-        time.sleep(0.02)
+    def seen_sets() -> dict[str, Any]:
+        return api.get(f"/v1/policies/{first['id']}/rules").get_json()["address_sets"]
+
+    wait_until(lambda: seen_sets()[set_name(api.tenant, DB, 4)] == ["10.109.0.200"], 20,
+               interval=0.02, what="the gateway seeing the edited set")
     second = create(api, egress=[{"action": "allow", "peers": [{"selector": DB}]}])
     assert uuids(nbctl, api.tenant, DB) == rows_before
     assert peer_set(nbctl, first, DB) == peer_set(nbctl, second, DB) == db["ips"]
@@ -1145,11 +1139,9 @@ def two_gateways(app: Any, second_app: Any, net_cidr: str) -> tuple[ApiClient, A
 
 
 def seen_by(api: Any, policy: dict[str, Any]) -> None:
-    deadline = time.monotonic() + 10
-    while api.get(f"/v1/policies/{policy['id']}").get_json().get("revision") != \
-            policy["revision"]:
-        assert time.monotonic() < deadline, "the second gateway never saw the policy"
-        time.sleep(0.01)
+    wait_until(lambda: api.get(f"/v1/policies/{policy['id']}").get_json().get("revision")
+               == policy["revision"], 10, interval=0.01,
+               what="the second gateway seeing the policy")
 
 
 def test_creating_a_sharer_while_the_last_user_goes_keeps_the_set(
@@ -1296,8 +1288,8 @@ def test_create_validation_names_the_field(api: Any, nbctl: Any, body: dict[str,
                                            field: str) -> None:
     resp = api.post("/v1/policies", {"name": unique("bad"), **body})
     assert resp.status_code == 400, resp.get_json()
-    errors = _errors(resp)
-    assert any(k == field or k.startswith(field + ".") for k in errors), errors
+    errors = errors_of(resp)
+    assert names_field(errors, field), errors
     assert api.get("/v1/policies").get_json()["items"] == []
     assert owned(nbctl, "Port_Group", kind="policy", tenant=api.tenant) == []
 
@@ -1321,8 +1313,8 @@ def test_patch_validation_names_the_field_and_changes_nothing(
     before = acls(nbctl, pol["id"])
     resp = api.patch(f"/v1/policies/{pol['id']}", patch)
     assert resp.status_code == 400, resp.get_json()
-    errors = _errors(resp)
-    assert any(k == field or k.startswith(field + ".") for k in errors), errors
+    errors = errors_of(resp)
+    assert names_field(errors, field), errors
     assert acls(nbctl, pol["id"]) == before
     assert api.get(f"/v1/policies/{pol['id']}").get_json()["revision"] == 1
 
@@ -1344,12 +1336,12 @@ def test_references_to_another_tenants_network_are_404_naming_the_field(
     for body, field in cases:
         resp = api.post("/v1/policies", {"name": unique("ref"), **body})
         assert resp.status_code == 404, (body, resp.get_json())
-        assert field in _errors(resp), (field, resp.get_json())
+        assert field in errors_of(resp), (field, resp.get_json())
     mine = api.network(cidr="10.79.0.0/24")
     pol = create(api, networks=[mine["id"]])
     resp = api.patch(f"/v1/policies/{pol['id']}", {"networks": [mine["id"], theirs["id"]]})
     assert resp.status_code == 404
-    assert "networks.1" in _errors(resp)
+    assert "networks.1" in errors_of(resp)
     assert api.get("/v1/policies").get_json()["items"] == [
         api.get(f"/v1/policies/{pol['id']}").get_json()]
     assert len(owned(nbctl, "Port_Group", kind="policy", tenant=api.tenant)) == 1
@@ -1399,7 +1391,7 @@ def test_match_syntax_in_labels_and_names_is_rejected(api: Any, evil: str) -> No
     ]:
         resp = api.post("/v1/policies", {"name": unique("inj"), **body})
         assert resp.status_code == 400, (body, resp.get_json())
-        assert any(k == field or k.startswith(field + ".") for k in _errors(resp)), (
+        assert names_field(errors_of(resp), field), (
             body, resp.get_json())
     assert api.get("/v1/policies").get_json()["items"] == []
 

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 from conftest import unique
 from nbhelpers import as_list, dhcp_row, dhcp_rows, lsp, switch, v4_dhcp_of_network
+from problems import errors_of, names_field
+from waiting import wait_until
 
 
 def _ovn_port(nbctl: Any, port_id: str) -> dict[str, Any]:
     row = lsp(nbctl, port_id)
     assert row is not None, f"no Logical_Switch_Port {port_id}"
     return row
-
-
-def _errors(resp: Any) -> dict[str, Any]:
-    assert resp.mimetype == "application/problem+json", resp.data
-    return resp.get_json().get("errors") or {}
 
 
 def test_create_port_defaults_and_ovn_row(api: Any, nbctl: Any) -> None:
@@ -76,7 +72,7 @@ def test_network_full_is_409(api: Any, nbctl: Any) -> None:
     assert ips == [f"10.43.0.{i}" for i in range(2, 7)]
     resp = api.post(f"/v1/networks/{net['id']}/ports", {"name": unique("full")})
     assert resp.status_code == 409
-    assert "ips" in _errors(resp)
+    assert "ips" in errors_of(resp)
     ls = switch(nbctl, net["id"])
     assert ls is not None and len(as_list(ls["ports"])) == 5
 
@@ -103,7 +99,7 @@ def test_requested_ip_unusable_is_409(api: Any, ip: str, why: str) -> None:
     net = api.network(cidr="10.45.0.0/24")
     resp = api.post(f"/v1/networks/{net['id']}/ports", {"name": unique("p"), "ips": [ip]})
     assert resp.status_code == 409, (why, resp.get_json())
-    assert any(k.startswith("ips") for k in _errors(resp)), why
+    assert any(k.startswith("ips") for k in errors_of(resp)), why
     assert api.get(f"/v1/networks/{net['id']}/ports").get_json()["items"] == []
 
 
@@ -113,7 +109,7 @@ def test_requested_ip_in_use_is_409(api: Any, nbctl: Any) -> None:
     resp = api.post(f"/v1/networks/{net['id']}/ports",
                     {"name": unique("p"), "ips": taken["ips"]})
     assert resp.status_code == 409
-    assert any(k.startswith("ips") for k in _errors(resp))
+    assert any(k.startswith("ips") for k in errors_of(resp))
     ls = switch(nbctl, net["id"])
     assert ls is not None and len(as_list(ls["ports"])) == 1
 
@@ -123,7 +119,7 @@ def test_same_ip_twice_in_request_is_rejected(api: Any) -> None:
     resp = api.post(f"/v1/networks/{net['id']}/ports",
                     {"name": unique("p"), "ips": ["10.47.0.9", "10.47.0.9"]})
     assert resp.status_code in (400, 409)
-    assert any(k.startswith("ips") for k in _errors(resp))
+    assert any(k.startswith("ips") for k in errors_of(resp))
 
 
 def test_requested_mac_in_use_is_409_but_fine_in_other_network(api: Any) -> None:
@@ -132,7 +128,7 @@ def test_requested_mac_in_use_is_409_but_fine_in_other_network(api: Any) -> None
     resp = api.post(f"/v1/networks/{net['id']}/ports",
                     {"name": unique("p"), "mac": taken["mac"].upper()})
     assert resp.status_code == 409
-    assert "mac" in _errors(resp)
+    assert "mac" in errors_of(resp)
     other = api.network(cidr="10.49.0.0/24")
     assert api.port(other["id"], mac=taken["mac"])["mac"] == taken["mac"]
 
@@ -163,8 +159,8 @@ def test_port_validation_names_the_field(api: Any, body: dict[str, Any], field: 
     net = api.network(cidr="10.50.0.0/24")
     resp = api.post(f"/v1/networks/{net['id']}/ports", {"name": unique("p"), **body})
     assert resp.status_code == 400, resp.get_json()
-    errors = _errors(resp)
-    assert any(k == field or k.startswith(field + ".") for k in errors), errors
+    errors = errors_of(resp)
+    assert names_field(errors, field), errors
     assert api.get(f"/v1/networks/{net['id']}/ports").get_json()["items"] == []
 
 
@@ -272,7 +268,7 @@ def test_patch_ips_and_mac_readdress_ovn_row(api: Any, nbctl: Any) -> None:
     assert resp.status_code == 409
     resp = api.patch(f"/v1/ports/{port['id']}", {"mac": other["mac"]})
     assert resp.status_code == 409
-    assert "mac" in _errors(resp)
+    assert "mac" in errors_of(resp)
     resp = api.patch(f"/v1/ports/{port['id']}", {"ips": ["10.57.0.1"]})
     assert resp.status_code == 409
     assert _ovn_port(nbctl, port["id"]) == before
@@ -290,7 +286,7 @@ def test_patch_port_read_only_fields_are_400(api: Any) -> None:
                          ({"tenant_id": "x"}, "tenant_id"), ({"bogus": 1}, "bogus")):
         resp = api.patch(f"/v1/ports/{port['id']}", patch)
         assert resp.status_code == 400, (patch, resp.get_json())
-        assert field in _errors(resp), (patch, resp.get_json())
+        assert field in errors_of(resp), (patch, resp.get_json())
     assert api.get(f"/v1/ports/{port['id']}").get_json() == port
 
 
@@ -369,7 +365,7 @@ def test_port_names_unique_per_tenant(api: Any, other_api: Any) -> None:
     api.port(net_a["id"], name)
     resp = api.post(f"/v1/networks/{net_b['id']}/ports", {"name": name})
     assert resp.status_code == 409
-    assert "name" in _errors(resp)
+    assert "name" in errors_of(resp)
     theirs = other_api.network(cidr="10.65.0.0/24")
     assert other_api.port(theirs["id"], name)["name"] == name
 
@@ -400,21 +396,17 @@ def test_status_follows_ovn_binding(api: Any, nbctl: Any) -> None:
     net = api.network(cidr="10.68.0.0/24")
     port = api.port(net["id"])
     assert port["status"] == "down"
-    def status_becomes(wanted: str) -> bool:
+    def status_becomes(wanted: str) -> None:
         # The gateway's replica follows the database asynchronously: poll, bounded.
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if api.get(f"/v1/ports/{port['id']}").get_json()["status"] == wanted:
-                return True
-            time.sleep(0.02)
-        return False
+        wait_until(lambda: api.get(f"/v1/ports/{port['id']}").get_json()["status"] == wanted,
+                   20, interval=0.02, what=f"status {wanted}")
 
     nbctl("set", "Logical_Switch_Port", port["id"], "up=true")
-    assert status_becomes("up")
+    status_becomes("up")
     listed = api.get(f"/v1/networks/{net['id']}/ports").get_json()["items"]
     assert [p["status"] for p in listed] == ["up"]
     nbctl("set", "Logical_Switch_Port", port["id"], "up=false")
-    assert status_becomes("down")
+    status_becomes("down")
 
 
 def test_port_overrides_on_network_without_dhcp(api: Any, nbctl: Any) -> None:

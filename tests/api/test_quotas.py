@@ -6,15 +6,11 @@ from typing import Any
 
 import pytest
 from conftest import ApiClient, unique
+from problems import errors_of
 
 from gateway.config import DEFAULT_QUOTAS
 
 FAMILIES = set(DEFAULT_QUOTAS)
-
-
-def _errors(resp: Any) -> dict[str, Any]:
-    assert resp.mimetype == "application/problem+json", resp.data
-    return resp.get_json().get("errors") or {}
 
 
 def quotas(admin_api: Any, tenant: str) -> dict[str, int]:
@@ -80,7 +76,7 @@ def test_bad_patch_is_400(admin_api: Any, api: Any, settings: Any, patch: dict[s
                           field: str) -> None:
     resp = admin_api.patch(f"/v1/tenants/{api.tenant}/quotas", patch)
     assert resp.status_code == 400, resp.get_json()
-    assert field in _errors(resp)
+    assert field in errors_of(resp)
     assert quotas(admin_api, api.tenant) == dict(settings.quotas)
 
 
@@ -91,12 +87,12 @@ def test_lowering_below_usage_is_409_and_atomic(admin_api: Any, api: Any,
     api.port(net["id"])
     resp = admin_api.patch(f"/v1/tenants/{api.tenant}/quotas", {"networks": 1})
     assert resp.status_code == 409, resp.get_json()
-    assert "networks" in _errors(resp)
+    assert "networks" in errors_of(resp)
     assert "2" in resp.get_json()["detail"]
     # one bad family fails the whole patch
     resp = admin_api.patch(f"/v1/tenants/{api.tenant}/quotas", {"policies": 5, "ports": 0})
     assert resp.status_code == 409, resp.get_json()
-    assert "ports" in _errors(resp)
+    assert "ports" in errors_of(resp)
     assert quotas(admin_api, api.tenant) == dict(settings.quotas)
     # exactly the usage is fine
     got = set_quotas(admin_api, api.tenant, networks=2, ports=1)
@@ -160,7 +156,7 @@ def test_bad_tenant_in_path_is_400(admin_api: Any, tenant: str) -> None:
                  admin_api.get(f"/v1/tenants/{tenant}/usage"),
                  admin_api.patch(f"/v1/tenants/{tenant}/quotas", {"networks": 1})):
         assert resp.status_code == 400, resp.get_json()
-        assert "tenant" in _errors(resp)
+        assert "tenant" in errors_of(resp)
 
 
 def test_longest_tenant_is_fine(admin_api: Any) -> None:
