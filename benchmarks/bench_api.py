@@ -48,6 +48,7 @@ from ovsdbapp.schema.ovn_northbound import impl_idl
 from gateway import sandbox
 from gateway.auth import mint
 from gateway.ovn import naming
+from gateway.sandbox_process import alive
 from gateway.services.networks import server_mac
 
 SCHEMA = "OVN_Northbound"
@@ -132,14 +133,6 @@ def children(pid: int) -> list[int]:
     except OSError:
         return []
     return [int(p) for p in text.split()]
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
 
 class Gateway:

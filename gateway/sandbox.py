@@ -36,7 +36,6 @@ from gateway.sandbox_process import (
     _HINT,
     _STOP_TIMEOUT,
     SandboxError,
-    _alive,
     _check_port_free,
     _create_db,
     _Daemon,
@@ -45,6 +44,7 @@ from gateway.sandbox_process import (
     _unix_path,
     _wait_connectable,
     _wait_gone,
+    alive,
     netns_name,
     prefix,
     system_id,
@@ -175,7 +175,7 @@ def _start_dataplane(dir: Path, nb_sock: str) -> str:
         controller = _CONTROLLER.launch(dir, f"unix:{vs_sock}")
     deadline = time.monotonic() + _CHASSIS_TIMEOUT
     while not _chassis_registered(dir):
-        if not _alive(controller):
+        if not alive(controller):
             raise SandboxError(f"ovn-controller exited; see {_CONTROLLER.log(dir)}")
         if time.monotonic() > deadline:
             raise SandboxError(

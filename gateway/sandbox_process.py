@@ -66,7 +66,7 @@ def _unix_path(path: Path) -> str:
     return str(path)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     # kill(pid, 0) also succeeds on a zombie, and PID 1 here may be slow to reap detached
     # daemons, so read the process state instead.
     try:
@@ -78,9 +78,9 @@ def _alive(pid: int) -> bool:
 
 def _wait_gone(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return not _alive(pid)
+    return not alive(pid)
 
 
 def _terminate(pids: Iterable[int], timeout: float = 2.0) -> None:
@@ -91,9 +91,9 @@ def _terminate(pids: Iterable[int], timeout: float = 2.0) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
         deadline = time.monotonic() + timeout
-        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        while any(alive(p) for p in pids) and time.monotonic() < deadline:
             time.sleep(0.05)
-        pids = [p for p in pids if _alive(p)]
+        pids = [p for p in pids if alive(p)]
         if not pids:
             return
 
@@ -154,7 +154,7 @@ class _Daemon:
             comm = Path(f"/proc/{pid}/comm").read_text().strip()
         except (OSError, ValueError):
             return None
-        return pid if comm == self.program[:15] and _alive(pid) else None
+        return pid if comm == self.program[:15] and alive(pid) else None
 
     def launch(self, dir: Path, *args: str) -> int:
         argv = [
@@ -181,9 +181,9 @@ class _Daemon:
         for sig in (signal.SIGTERM, signal.SIGKILL):
             with contextlib.suppress(ProcessLookupError):  # it may exit between check and kill
                 os.kill(pid, sig)
-            while _alive(pid) and time.monotonic() < deadline:
+            while alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            if not _alive(pid):
+            if not alive(pid):
                 break
             deadline = time.monotonic() + 2.0  # SIGKILL is not refusable; a short wait suffices
         # A killed daemon cannot remove its own pidfile; a stale one would mislead status.
@@ -200,7 +200,7 @@ def _wait_connectable(family: int, address: str | tuple[str, int], pid: int) -> 
                 sock.connect(address)
                 return
             except OSError as exc:
-                if not _alive(pid) or time.monotonic() > deadline:
+                if not alive(pid) or time.monotonic() > deadline:
                     raise SandboxError(f"ovsdb-server not accepting on {address}: {exc}") from exc
         time.sleep(0.05)
 

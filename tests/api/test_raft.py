@@ -35,7 +35,7 @@ from nbhelpers import PREFIX, as_list, rows, switch
 from waiting import wait_until
 
 from gateway.config import Settings
-from gateway.sandbox_process import SandboxError, _alive, _exe, _run
+from gateway.sandbox_process import SandboxError, _exe, _run, alive
 
 SCHEMA = Path("/usr/share/ovn/ovn-nb.ovsschema")
 DATABASE = "OVN_Northbound"
@@ -109,7 +109,7 @@ class Member:
             comm = Path(f"/proc/{pid}/comm").read_text().strip()
         except (OSError, ValueError):
             return None
-        return pid if comm == "ovsdb-server" and _alive(pid) else None
+        return pid if comm == "ovsdb-server" and alive(pid) else None
 
     def start(self) -> None:
         _run("ovsdb-server", "--detach", "--no-chdir",
@@ -124,7 +124,7 @@ class Member:
         pid = self.pid()
         assert pid is not None, f"nb{self.n} is not running"
         os.kill(pid, signal.SIGKILL)
-        _until(lambda: not _alive(pid), 5, f"nb{self.n} (pid {pid}) gone")
+        _until(lambda: not alive(pid), 5, f"nb{self.n} (pid {pid}) gone")
         self.path("pid").unlink(missing_ok=True)  # a killed server cannot remove it
         return pid
 
@@ -136,9 +136,9 @@ class Member:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
             deadline = time.monotonic() + wait
-            while _alive(pid) and time.monotonic() < deadline:
+            while alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            if not _alive(pid):
+            if not alive(pid):
                 break
         self.path("pid").unlink(missing_ok=True)
 
