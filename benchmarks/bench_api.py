@@ -46,9 +46,10 @@ from ovsdbapp.backend.ovs_idl import idlutils
 from ovsdbapp.schema.ovn_northbound import impl_idl
 
 from gateway import sandbox
+from gateway.app import monitored
 from gateway.auth import mint
 from gateway.ovn import naming
-from gateway.sandbox_process import alive
+from gateway.sandbox.process import alive
 from gateway.services.networks import server_mac
 
 SCHEMA = "OVN_Northbound"
@@ -380,7 +381,7 @@ def check_shape(what: str, ours: dict[str, str], theirs: dict[str, str]) -> None
 def nb_api(remote: str, blind: tuple[str, ...] = ()) -> tuple[Any, Any]:
     """OvnNbApiIdlImpl on the gateway's tables; rows of `blind` tables are never sent to us."""
     helper = idlutils.get_schema_helper(remote, SCHEMA)
-    for table in naming.TABLES:
+    for table in monitored().tables:
         helper.register_table(table)
     idl = ovs_connection.OvsdbIdl(remote, helper)
     for table in blind:
@@ -444,7 +445,7 @@ class DirectWorker:
 
     def counts(self) -> dict[str, int]:
         with self.conn.lock:
-            return {table: len(self.api.tables[table].rows) for table in naming.TABLES}
+            return {table: len(self.api.tables[table].rows) for table in monitored().tables}
 
     def _find(self, table: str, key: str, value: str) -> Any:
         for row in self.api.tables[table].rows.values():

@@ -7,29 +7,24 @@ import logging
 import re
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, Response, g, request
 from flask_smorest import Api
 
-from gateway import errors, metrics
-from gateway.api import dns, networks, ops, policies, ports, tenants
+from gateway import errors, kinds, metrics
+from gateway.api import ops
 from gateway.api.common import authenticate
 from gateway.auth import TokenVerifier
 from gateway.config import Settings, from_env
 from gateway.ovn.connection import Northbound
-from gateway.services.dns import DnsRecordService
-from gateway.services.networks import NetworkService
-from gateway.services.policies import PolicyService
-from gateway.services.ports import PortService
-from gateway.services.quotas import QuotaService
+from gateway.ovn.index import Replica
+from gateway.services.catalog import Services, replica
 
-RESOURCE_BLUEPRINTS = (networks.blp, ports.blp, policies.blp, dns.blp, tenants.blp)
 # Scope family of each blueprint; the view checks it again with the action it performs.
 # None: admin-only endpoints.
-FAMILY: dict[str, str | None] = {"networks": "networks", "ports": "networks", "dns": "dns",
-                                 "policies": "policies", "tenants": None}
+FAMILY = kinds.families()
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 audit_log = logging.getLogger("gateway.audit")
 
@@ -39,7 +34,7 @@ class Gateway:
     settings: Settings
     nb: Northbound
     verifier: TokenVerifier
-    services: dict[str, Any] = field(default_factory=dict)
+    services: Services
     api: Any = None
     document: Any = None
 
@@ -61,15 +56,12 @@ def create_app(settings: Settings | None = None, nb: Northbound | None = None,
             "security": [{"bearer": []}],
         },
     )
-    nb = nb or Northbound(settings)
-    gw = Gateway(settings, nb, TokenVerifier(settings))
-    resources = {"networks": NetworkService(nb, settings), "ports": PortService(nb, settings),
-                 "dns": DnsRecordService(nb, settings), "policies": PolicyService(nb, settings)}
-    gw.services = {**resources,
-                   "quotas": QuotaService(nb, settings, list(resources.values()))}
+    nb = nb or Northbound(settings, monitored())
+    gw = Gateway(settings, nb, TokenVerifier(settings),
+                 Services(nb, settings, [kind.service for kind in kinds.KINDS]))
     app.extensions["gateway"] = gw
     api = Api(app)
-    for blp in RESOURCE_BLUEPRINTS:
+    for blp in kinds.blueprints():
         api.register_blueprint(blp)
     app.register_blueprint(ops.blp)
     errors.register(app)
@@ -78,6 +70,11 @@ def create_app(settings: Settings | None = None, nb: Northbound | None = None,
     if start:
         nb.start()
     return app
+
+
+def monitored() -> Replica:
+    """What a gateway process replicates: the union of what its kinds read and write."""
+    return replica(kind.service for kind in kinds.KINDS)
 
 
 def _install_hooks(app: Flask, settings: Settings) -> None:

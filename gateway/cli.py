@@ -101,7 +101,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def _cmd_sandbox_host(args: argparse.Namespace, directory: Path) -> int:
     from dataclasses import asdict
 
-    from gateway import hosts
+    from gateway.sandbox import hosts
 
     if args.host_action == "add":
         mac = hosts.port_mac(f"unix:{directory / 'nb.sock'}", args.port)

@@ -4,22 +4,40 @@ with what the contract adds around them (problem responses, headers)."""
 from __future__ import annotations
 
 import copy
+import inspect
+import json
 from typing import Any
 
 import yaml
 
 PROBLEM_SCHEMA = {
     "type": "object",
+    "description": "An RFC 9457 problem document (application/problem+json): the body of "
+                   "every 4xx and 5xx answer.",
     "required": ["type", "title", "status"],
     "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "instance": {"type": "string"},
-        "request_id": {"type": "string", "nullable": True},
+        "type": {"type": "string", "example": "about:blank",
+                 "description": "Always about:blank: status and title say what happened."},
+        "title": {"type": "string", "example": "Conflict",
+                  "description": "The HTTP reason phrase of the status."},
+        "status": {"type": "integer", "example": 409,
+                   "description": "The HTTP status code, as in the response line."},
+        "detail": {"type": "string", "example": "name: a network named 'web' exists",
+                   "description": "What went wrong, for people; for validation errors the "
+                                  "field messages joined."},
+        "instance": {"type": "string", "example": "/v1/networks",
+                     "description": "The request path."},
+        "request_id": {"type": "string", "nullable": True,
+                       "example": "8e370ac1728e432b8293046d71e71a07",
+                       "description": "The request's X-Request-ID (the client's, or the one "
+                                      "the gateway generated), as in the response header."},
         "errors": {"type": "object",
-                   "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+                   "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                   "example": {"name": ["a network named 'web' exists"]},
+                   "description": "Field path (dotted, e.g. `dhcp.routes.0.nexthop`; "
+                                  "`query.<name>` for query parameters, `body` for the body "
+                                  "as a whole) -> messages. Empty when the problem is not "
+                                  "about fields."},
     },
 }
 _REASONS = {
@@ -46,6 +64,20 @@ _HEADERS = {
     "patch": [("If-Match", False)],
     "delete": [("If-Match", False)],
 }
+_HEADER_DOCS = {
+    "Idempotency-Key": "1 to 255 printable ASCII characters. A retry with the same key and "
+                       "body answers 201 with the resource the first request created and "
+                       "`Idempotent-Replayed: true`; the same key with another body is 422. "
+                       "Keys are per tenant and resource kind and are remembered as long as "
+                       "the resource exists.",
+    "If-Match": '`"<revision>"` as the ETag gave it (`W/` and unquoted forms are accepted, '
+                "`*` matches any). Checked inside the write's own transaction: a stale "
+                "revision is 412 and changes nothing.",
+}
+_PATH_DOCS = {
+    "tenant": "The tenant id (`^[a-z0-9][a-z0-9-]{0,62}$`; anything else is 400).",
+}
+_NOUNS = {"record": "DNS record"}
 _COMMON_PARAMS = [{"name": "X-Request-ID", "in": "header", "required": False,
                    "description": "echoed in the response; a value outside "
                                   "[A-Za-z0-9._:-]{1,128} is replaced by a generated id",
@@ -57,11 +89,38 @@ def _problem(reason: str) -> dict[str, Any]:
         "schema": {"$ref": "#/components/schemas/Problem"}}}}
 
 
+def _path_doc(name: str) -> str:
+    if name in _PATH_DOCS:
+        return _PATH_DOCS[name]
+    noun = _NOUNS.get(name.removesuffix("_id"), name.removesuffix("_id"))
+    return f"The {noun}'s id. Another tenant's {noun} is 404, like one that does not exist."
+
+
+def _schema_docs(api: Any) -> dict[str, str]:
+    """Component name -> the docstring its marshmallow schema class declares itself."""
+    refs = getattr(getattr(getattr(api, "ma_plugin", None), "converter", None), "refs", {})
+    docs = {}
+    for key, name in refs.items():
+        cls = key[0] if isinstance(key, tuple) else type(key)
+        doc = getattr(cls, "__dict__", {}).get("__doc__")
+        if isinstance(doc, str) and doc.strip():
+            docs[name] = "\n\n".join(" ".join(paragraph.split())
+                                     for paragraph in inspect.cleandoc(doc).split("\n\n"))
+    return docs
+
+
 def document(api: Any) -> dict[str, Any]:
     spec = copy.deepcopy(api.spec.to_dict())
-    spec.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = copy.deepcopy(PROBLEM_SCHEMA)
     spec["components"].pop("responses", None)
+    for name, doc in _schema_docs(api).items():
+        if name in schemas:
+            schemas[name].setdefault("description", doc)
     for path, item in spec.get("paths", {}).items():
+        for param in item.get("parameters", []):
+            if param.get("in") == "path":
+                param.setdefault("description", _path_doc(param["name"]))
         for method, op in item.items():
             if method not in _BY_METHOD:
                 continue
@@ -95,9 +154,23 @@ def document(api: Any) -> dict[str, Any]:
                 if name == "If-None-Match" or (name == "If-Match" and not revisioned):
                     continue
                 params.append({"name": name, "in": "header", "required": required,
+                               "description": _HEADER_DOCS[name],
                                "schema": {"type": "string", "maxLength": 255}})
+    # flask-smorest's own error and pagination schemas: this API answers neither.
+    for name in ("Error", "PaginationMetadata"):
+        rest = {**spec, "components": {**spec["components"], "schemas": {
+            k: v for k, v in schemas.items() if k != name}}}
+        if f'"#/components/schemas/{name}"' not in json.dumps(rest):
+            schemas.pop(name, None)
     return spec
 
 
+class _Dumper(yaml.SafeDumper):
+    """No YAML anchors: a value the generator shares between places is written out in each."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def to_yaml(spec: dict[str, Any]) -> str:
-    return yaml.safe_dump(spec, sort_keys=True, allow_unicode=True)
+    return yaml.dump(spec, Dumper=_Dumper, sort_keys=True, allow_unicode=True)

@@ -16,4 +16,4 @@ echo "==> mypy"
 .venv/bin/mypy gateway
 
 echo "==> pytest"
-.venv/bin/python -m pytest -q -n 2 tests "$@"
+.venv/bin/python -m pytest -q -n 2 --durations=15 tests "$@"

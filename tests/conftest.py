@@ -1,4 +1,4 @@
-"""Fixtures: a real ovsdb-server per test worker, the app wired to it, tokens, helpers.
+"""Fixtures: a real ovsdb-server per test worker, the app wired to it, API clients.
 
 Tests isolate themselves by tenant (every test gets fresh tenant names), so one database
 serves a whole worker's session and nothing has to be reset between tests.
@@ -17,10 +17,9 @@ from typing import Any
 import pytest
 
 from gateway import sandbox
-from gateway.auth import mint
 from gateway.config import Settings
 
-SECRET = "test-secret-" + "x" * 40
+from helpers.api import SECRET, ApiClient, unique
 
 
 def _need_ovn() -> None:
@@ -66,56 +65,6 @@ def second_app(settings: Settings) -> Iterator[Any]:
 @pytest.fixture
 def client(app: Any) -> Any:
     return app.test_client()
-
-
-def token(tenant: str, scope: str = "read write", sub: str = "tester", ttl: int = 600,
-          secret: str = SECRET) -> str:
-    return mint(secret, tenant, scope, sub, ttl)
-
-
-class ApiClient:
-    """Thin JSON helper around Flask's test client with one bearer token."""
-
-    def __init__(self, client: Any, tenant: str, scope: str = "read write") -> None:
-        self.client, self.tenant, self.scope = client, tenant, scope
-        self.headers = {"Authorization": f"Bearer {token(tenant, scope)}"}
-
-    def request(self, method: str, path: str, body: Any = None,
-                headers: dict[str, str] | None = None, **kwargs: Any) -> Any:
-        hdrs = {**self.headers, **(headers or {})}
-        if body is not None:
-            kwargs["data"] = json.dumps(body)
-            kwargs.setdefault("content_type", "application/merge-patch+json"
-                              if method == "PATCH" else "application/json")
-        return self.client.open(path, method=method, headers=hdrs, **kwargs)
-
-    def get(self, path: str, **kw: Any) -> Any:
-        return self.request("GET", path, **kw)
-
-    def post(self, path: str, body: Any = None, **kw: Any) -> Any:
-        return self.request("POST", path, body, **kw)
-
-    def patch(self, path: str, body: Any = None, **kw: Any) -> Any:
-        return self.request("PATCH", path, body, **kw)
-
-    def delete(self, path: str, **kw: Any) -> Any:
-        return self.request("DELETE", path, **kw)
-
-    # Convenience creators that assert success.
-    def network(self, name: str | None = None, cidr: str = "10.0.0.0/24", **fields: Any) -> Any:
-        resp = self.post("/v1/networks", {"name": name or unique("net"), "cidr": cidr, **fields})
-        assert resp.status_code == 201, resp.get_json()
-        return resp.get_json()
-
-    def port(self, network_id: str, name: str | None = None, **fields: Any) -> Any:
-        resp = self.post(f"/v1/networks/{network_id}/ports",
-                         {"name": name or unique("port"), **fields})
-        assert resp.status_code == 201, resp.get_json()
-        return resp.get_json()
-
-
-def unique(prefix: str = "t") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import current_app, g, request
 from flask_smorest import Blueprint as _Blueprint
@@ -21,6 +21,7 @@ class Blueprint(_Blueprint):
     ARGUMENTS_PARSER = _Parser()
 
 
+S = TypeVar("S")
 _IF_MATCH = re.compile(r'^\s*(?:W/)?"?(\d{1,18})"?\s*$')
 _IDEMPOTENCY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
@@ -72,5 +73,6 @@ def with_etag(doc: dict[str, Any]) -> tuple[Any, int, dict[str, str]]:
     return doc, 200, {"ETag": f'"{doc["revision"]}"'}
 
 
-def service(name: str) -> Any:
-    return current_app.extensions["gateway"].services[name]
+def service(cls: type[S]) -> S:
+    """The app's service of a kind, typed: `service(NetworkService).get(...)`."""
+    return current_app.extensions["gateway"].services.of(cls)  # type: ignore[no-any-return]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from flask import g
 from flask.views import MethodView
@@ -21,19 +21,41 @@ from gateway.api.common import (
     service,
     with_etag,
 )
+from gateway.services.resources import Resource
 
 Doc = dict[str, Any]
+R = TypeVar("R", bound=Resource)
 
 
 @dataclass(frozen=True)
-class Kind:
-    service: str  # key in the app's services
+class Example:
+    """A valid create request of a kind: the OpenAPI document shows it, and the tenant
+    isolation tests replay it. Other resources are named by their kinds' sample ids, which
+    the tests replace with real ones."""
+
+    sample_id: str  # the id this kind's resource has in other kinds' examples
+    body: Doc
+    # Body fragments that name another resource, by the field that names it.
+    references: tuple[tuple[str, Doc], ...] = ()
+    path: str | None = None  # where it is POSTed, when not the collection URL
+
+
+@dataclass(frozen=True)
+class Kind(Generic[R]):
+    """A resource kind, declared once: its service, scope family, HTTP shapes and URLs.
+    `gateway/kinds.py` registers it; the app, the replica's tables, the scope checks and
+    the isolation tests are built from the declaration."""
+
+    service: type[R]
     family: str  # scope family
+    blueprint: Blueprint
     schema: type[Schema]
     patch_schema: type[Schema]
     list_schema: type[Schema]
     list_query: type[Schema]
     location: str  # "/v1/networks/{id}"
+    path_var: str  # the id variable of item URLs: "network_id"
+    example: Example
     noun: str = "resource"  # for the operation summaries: "network", "DNS record", ...
     nouns: str = ""  # plural, when not noun + "s"
     # List query -> (query, filters on documents, parent id).
@@ -51,8 +73,9 @@ class Kind:
 
 
 # webargs builds a schema per request when given a class: pass instances (stateless).
-def collection(blp: Blueprint, rule: str, kind: Kind) -> None:
+def collection(kind: Kind[Any], rule: str = "") -> None:
     """GET (list) and POST (create) on `rule`."""
+    blp = kind.blueprint
 
     class Collection(MethodView):
         @blp.arguments(kind.list_query(), location="query")
@@ -71,7 +94,7 @@ def collection(blp: Blueprint, rule: str, kind: Kind) -> None:
 
     Collection.get.__doc__ = f"List the {kind.nouns or kind.noun + 's'} the caller may see"
     Collection.post.__doc__ = f"Create a {kind.noun}"
-    Collection.__name__ = f"{kind.service.title()}Collection"
+    Collection.__name__ = f"{kind.service.__name__}Collection"
     blp.route(rule)(Collection)
 
 
@@ -80,8 +103,9 @@ def _the_id(path: Doc) -> str:
     return str(value)
 
 
-def item(blp: Blueprint, rule: str, kind: Kind) -> None:
+def item(kind: Kind[Any], rule: str) -> None:
     """GET, PATCH (merge patch, If-Match) and DELETE (If-Match) on `rule`."""
+    blp = kind.blueprint
 
     class Item(MethodView):
         @blp.response(200, kind.schema)
@@ -115,5 +139,5 @@ def item(blp: Blueprint, rule: str, kind: Kind) -> None:
     Item.get.__doc__ = f"Get one {kind.noun} (ETag: its revision)"
     Item.patch.__doc__ = f"Change a {kind.noun} (JSON merge patch; If-Match honoured)"
     Item.delete.__doc__ = f"Delete a {kind.noun} (If-Match honoured)"
-    Item.__name__ = f"{kind.service.title()}Item"
+    Item.__name__ = f"{kind.service.__name__}Item"
     blp.route(rule)(Item)

@@ -6,10 +6,12 @@ from typing import Any
 
 from flask.views import MethodView
 
-from gateway.api import crud
+from gateway.api import crud, networks
 from gateway.api.common import Blueprint, created, idempotency_key, principal, service
 from gateway.schemas.common import ListQuery
 from gateway.schemas.networks import PortListQuery, PortListSchema, PortPatchSchema, PortSchema
+from gateway.services.networks import NetworkService
+from gateway.services.ports import PortService
 
 blp = Blueprint("ports", __name__, url_prefix="/v1",
                 description="Ports of tenant networks: addresses, port security and DHCP")
@@ -22,16 +24,15 @@ class NetworkPorts(MethodView):
     def get(self, query: dict[str, Any], network_id: Any) -> Any:
         """List the ports of one network"""
         who = principal("networks", "read")
-        ports = service("ports")
-        service("networks").get(who, str(network_id))  # 404 unless the caller may see it
-        return ports.list(who, query, parent=str(network_id))
+        service(NetworkService).get(who, str(network_id))  # 404 unless the caller may see it
+        return service(PortService).list(who, query, parent=str(network_id))
 
     @blp.arguments(PortSchema())
     @blp.response(201, PortSchema)
     def post(self, body: dict[str, Any], network_id: Any) -> Any:
         """Create a port: MAC and IPs are allocated when not given"""
         who = principal("networks", "write")
-        doc, fresh = service("ports").create(who, body, idempotency_key(),
+        doc, fresh = service(PortService).create(who, body, idempotency_key(),
                                              parent_id=str(network_id))
         return created(doc, f"/v1/ports/{doc['id']}", fresh)
 
@@ -44,10 +45,14 @@ class Ports(MethodView):
         """List the ports the caller may see (filter with network_id)"""
         who = principal("networks", "read")
         network = query.pop("network_id", None)
-        return service("ports").list(who, query, parent=str(network) if network else None)
+        return service(PortService).list(who, query, parent=str(network) if network else None)
 
 
-crud.item(blp, "/ports/<uuid:port_id>", crud.Kind(
-    service="ports", family="networks", schema=PortSchema, patch_schema=PortPatchSchema,
-    list_schema=PortListSchema, list_query=PortListQuery, noun="port",
-    location="/v1/ports/{id}"))
+KIND = crud.Kind(
+    service=PortService, family="networks", blueprint=blp, schema=PortSchema,
+    patch_schema=PortPatchSchema, list_schema=PortListSchema, list_query=PortListQuery,
+    noun="port", location="/v1/ports/{id}", path_var="port_id",
+    example=crud.Example(sample_id="5d0c3b8e-7a41-4f6b-a2d9-1e6f0c9b3a22",
+                         body={"name": "web-1", "labels": {"app": "web"}},
+                         path=f"/v1/networks/{networks.KIND.example.sample_id}/ports"))
+crud.item(KIND, "/ports/<uuid:port_id>")

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, g
+from flask import g
 from flask.views import MethodView
 
-from gateway.api.common import Blueprint
+from gateway.api.common import Blueprint, service
 from gateway.auth import TENANT_RE
 from gateway.errors import BadRequest
 from gateway.schemas.tenants import QuotasPatchSchema, QuotasSchema, UsageSchema
+from gateway.services.quotas import QuotaService
 
 blp = Blueprint("tenants", __name__, url_prefix="/v1/tenants",
                 description="Quotas and usage per tenant (admin scope)")
 
 
-def _quotas() -> Any:
-    return current_app.extensions["gateway"].services["quotas"]
+def _quotas() -> QuotaService:
+    return service(QuotaService)
 
 
 def _tenant(tenant: str) -> str:

@@ -24,28 +24,12 @@ from ovsdbapp.backend.ovs_idl import transaction as ovs_transaction
 from gateway import metrics
 from gateway.config import Settings
 from gateway.errors import GatewayError, RetryTransaction, Unavailable
-from gateway.ovn import naming
-from gateway.ovn.index import OwnedIndex, attach
+from gateway.ovn.index import OwnedIndex, Replica, attach
 from gateway.ovn.transaction import Txn
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 SCHEMA = "OVN_Northbound"
-# The columns the gateway reads or writes: a server schema without them is not one we
-# support, and only these are replicated (the rest of a row would only cost memory).
-REQUIRED_COLUMNS = {
-    "Logical_Switch": {"name", "ports", "external_ids", "dns_records"},
-    "Logical_Switch_Port": {"name", "addresses", "port_security", "enabled", "up",
-                            "dhcpv4_options", "dhcpv6_options", "external_ids"},
-    "DHCP_Options": {"cidr", "options", "external_ids"},
-    "Port_Group": {"name", "ports", "acls", "external_ids"},
-    "DNS": {"records", "external_ids"},
-    "Address_Set": {"name", "addresses", "external_ids"},
-    "ACL": {"direction", "priority", "match", "action", "name", "log", "severity", "meter",
-            "label", "external_ids"},
-    "Meter": {"name", "unit", "bands", "external_ids"},
-    "Meter_Band": {"action", "rate", "burst_size"},
-}
 CONSTRAINT_RETRIES = 3
 
 
@@ -68,8 +52,10 @@ def resolve_remotes(remotes: str) -> str:
 
 
 class _GatewayIdl(ovs_connection.OvsdbIdl):  # type: ignore[misc]
+    replica: Replica
+
     def post_connect(self) -> None:
-        attach(self, naming.TABLES)
+        attach(self, self.replica)
 
 
 class _ApplyCommand:
@@ -86,8 +72,9 @@ class _ApplyCommand:
 
 
 class Northbound:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, replica: Replica) -> None:
         self.settings = settings
+        self.replica = replica
         self.idl: Any = None
         self.connection: ovs_connection.Connection | None = None
         self.schema_version: str | None = None
@@ -133,9 +120,10 @@ class Northbound:
                     LOG.error("unsupported northbound schema: %s", self.schema_error)
                     self._stop.wait(10)
                     continue
-                for table in naming.TABLES:
-                    helper.register_columns(table, sorted(REQUIRED_COLUMNS[table]))
+                for table, columns in self.replica.columns.items():
+                    helper.register_columns(table, sorted(columns))
                 idl = _GatewayIdl(remotes, helper, leader_only=self.settings.leader_only)
+                idl.replica = self.replica
                 # python-ovs backs off up to 8 s between reconnects; after a RAFT leader
                 # dies the new one is elected within ~1-2 s, so retry sooner.
                 idl._session.reconnect.set_backoff(250, 2000)
@@ -161,7 +149,7 @@ class Northbound:
     def _schema_supported(self, schema: dict[str, Any]) -> bool:
         self.schema_version = schema.get("version")
         tables = schema.get("tables", {})
-        for table, columns in REQUIRED_COLUMNS.items():
+        for table, columns in self.replica.columns.items():
             if table not in tables:
                 self.schema_error = f"no table {table}"
                 return False
@@ -187,7 +175,7 @@ class Northbound:
 
     def indexes(self) -> dict[str, OwnedIndex]:
         # Attach again if a schema change rebuilt the tables (cheap when already there).
-        return attach(self.idl, naming.TABLES)
+        return attach(self.idl, self.replica)
 
     def index(self, table: str) -> OwnedIndex:
         return self.indexes()[table]

@@ -13,7 +13,7 @@ import itertools
 import json
 import threading
 import uuid as uuidlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,21 @@ class Entry:
     doc: dict[str, Any] | None = None
 
 
-def _committed_external_ids(row: Any) -> dict[str, str] | None:
+@dataclass(frozen=True)
+class Replica:
+    """What one gateway process replicates, declared by the resource kinds: per table the
+    columns read or written, and per kind that stores an API document the fields of it the
+    index keeps parsed (None: all of it; empty: none)."""
+
+    columns: Mapping[str, frozenset[str]]
+    documents: Mapping[str, frozenset[str] | None]
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        return tuple(sorted(self.columns))
+
+
+def committed_external_ids(row: Any) -> dict[str, str] | None:
     data = row.__dict__.get("_data")
     if not data or "external_ids" not in data:
         return None
@@ -47,12 +61,12 @@ def _committed_external_ids(row: Any) -> dict[str, str] | None:
 _NOT_OWNED: Any = object()
 
 
-def _owned_doc(ids: dict[str, str]) -> Any:
+def _owned_doc(ids: dict[str, str], documents: Mapping[str, Any]) -> Any:
     """The row's parsed API document ({} for internal rows), or _NOT_OWNED: only complete
     stamps count, so a row imitating a few of our keys stays someone else's."""
     if not (ids.get(naming.KIND) and ids.get(naming.ID) and ids.get(naming.TENANT)):
         return _NOT_OWNED
-    if ids[naming.KIND] not in naming.DOCUMENT_KINDS:
+    if ids[naming.KIND] not in documents:
         return {}
     try:
         doc = json.loads(ids.get(naming.DOC, ""))
@@ -64,11 +78,10 @@ def _owned_doc(ids: dict[str, str]) -> Any:
     return _NOT_OWNED
 
 
-def _cached(kind: str, doc: dict[str, Any]) -> dict[str, Any] | None:
-    if kind not in naming.CACHED_FIELDS:
-        return None
-    fields = naming.CACHED_FIELDS[kind]
-    return doc if fields is None else {k: doc.get(k) for k in fields}
+def _cached(fields: frozenset[str] | None, doc: dict[str, Any]) -> dict[str, Any] | None:
+    if fields is None:
+        return doc
+    return {k: doc.get(k) for k in fields} if fields else None
 
 
 class OwnedIndex:
@@ -77,7 +90,8 @@ class OwnedIndex:
     columns: tuple[str, ...] = ()  # see module docstring
     name = "ovn-nb-gateway"
 
-    def __init__(self) -> None:
+    def __init__(self, documents: Mapping[str, frozenset[str] | None]) -> None:
+        self.documents = documents
         self._lock = threading.Lock()
         self.clear()
 
@@ -99,10 +113,10 @@ class OwnedIndex:
         return keys
 
     def add(self, row: Any) -> None:
-        ids = _committed_external_ids(row)
+        ids = committed_external_ids(row)
         if not ids:
             return
-        doc = _owned_doc(ids)
+        doc = _owned_doc(ids, self.documents)
         if doc is _NOT_OWNED:
             return
         entry = Entry(row.uuid, ids[naming.KIND], ids[naming.ID], ids.get(naming.TENANT, ""),
@@ -110,7 +124,8 @@ class OwnedIndex:
                       ids.get(naming.IDEMPOTENCY, "").split("\n", 1)[0] or None,
                       tuple((k[len(naming.KEY):], v) for k, v in sorted(ids.items())
                             if k.startswith(naming.KEY)),
-                      _cached(ids[naming.KIND], doc))
+                      _cached(self.documents[ids[naming.KIND]], doc)
+                      if ids[naming.KIND] in self.documents else None)
         with self._lock:
             self._discard(row.uuid)
             self._by_uuid[row.uuid] = entry
@@ -207,14 +222,14 @@ class OwnedIndex:
                 yield entry
 
 
-def attach(idl: Any, tables: tuple[str, ...]) -> dict[str, OwnedIndex]:
+def attach(idl: Any, replica: Replica) -> dict[str, OwnedIndex]:
     """Register an OwnedIndex on each table of the IDL (again after a schema change)."""
     indexes = {}
-    for table in tables:
+    for table in replica.tables:
         rows = idl.tables[table].rows
         index = rows.indexes.get(OwnedIndex.name)
         if not isinstance(index, OwnedIndex):
-            index = OwnedIndex()
+            index = OwnedIndex(replica.documents)
             rows.indexes[OwnedIndex.name] = index
             for row in list(rows.values()):
                 index.add(row)

@@ -17,21 +17,8 @@ REVISION = PREFIX + "revision"
 DOC = PREFIX + "doc"
 LOCK = PREFIX + "lock"
 QUOTA = PREFIX + "quota:"
-# Kinds whose rows carry the API document (DOC); the others are internal rows.
-DOCUMENT_KINDS = frozenset({"network", "port", "dns-record", "policy"})
-# What the index keeps of parsed documents, per kind (None: all of it). Policies are few
-# and read on every port write; of ports, policy writes and address allocation read only
-# these few fields.
-CACHED_FIELDS: dict[str, tuple[str, ...] | None] = {
-    "policy": None,
-    "port": ("id", "labels", "ips", "mac", "network_id"),
-}
 # Secondary lookup keys: `ovn-nb-gateway:key:<name>` = value, indexed per kind and tenant.
 KEY = PREFIX + "key:"
-
-# Tables the gateway monitors; nothing else is replicated into the process.
-TABLES = ("Logical_Switch", "Logical_Switch_Port", "DHCP_Options", "Port_Group", "DNS",
-          "Address_Set", "ACL", "Meter", "Meter_Band")
 
 
 def switch_name(network_id: str) -> str:

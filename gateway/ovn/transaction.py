@@ -25,6 +25,7 @@ class Txn:
         self.indexes = indexes
         # Rows inserted by this transaction, by key: the indexes only see committed rows.
         self.inserted: dict[tuple[str, str], Any] = {}
+        self.locked: dict[str, Any] = {}  # tenant -> its locked row (services.tenants)
 
     # -- reads (committed state, through the indexes) -------------------------------------
     def _row(self, table: str, entry: Entry | None) -> Any:

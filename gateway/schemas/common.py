@@ -177,17 +177,44 @@ class StrictSchema(Schema):
 class ResourceSchema(StrictSchema):
     read_only: tuple[str, ...] = ("id", "revision", "created_at", "updated_at", "status")
 
-    id = fields.UUID(dump_only=True)
-    name = name_field(required=True)
+    id = fields.UUID(dump_only=True, metadata={
+        "description": "Assigned by the gateway (a UUID); read-only.",
+        "example": "3f2b8c1e-6d4a-4e8b-9c7f-1a2b3c4d5e6f"})
+    name = name_field(required=True, metadata={
+        "description": "Unique per tenant and resource kind (a duplicate is 409): 1 to 63 "
+                       "lowercase letters, digits and '-', starting and ending with a "
+                       "letter or digit.",
+        "example": "web"})
     tenant_id = fields.String(validate=FullRegexp(TENANT_PATTERN,
                                                        error="must match {regex}"),
-                              metadata={"description": "admins only; defaults to the "
-                                                       "caller's tenant"})
-    description = fields.String(validate=validate.Length(max=1024))
-    labels = Labels(load_default=dict)
-    created_at = fields.String(dump_only=True)
-    updated_at = fields.String(dump_only=True)
-    revision = fields.Integer(dump_only=True)
+                              metadata={"description": "The tenant that owns the resource. "
+                                                       "Only admins may send it (on create, "
+                                                       "to act for that tenant; from anyone "
+                                                       "else it is 400). It defaults to the "
+                                                       "caller's tenant; an admin creating a "
+                                                       "port acts for the network's tenant.",
+                                        "example": "acme"})
+    description = fields.String(validate=validate.Length(max=1024), metadata={
+        "description": "Free text, at most 1024 characters.",
+        "example": "frontend servers"})
+    labels = Labels(load_default=dict, metadata={
+        "description": "String map with Kubernetes label syntax (key: optional DNS-subdomain "
+                       "prefix and '/', then a name of at most 63 characters; value: at most "
+                       "63 characters), at most 64 labels. Lists filter on them "
+                       "(`label=key=value`) and policies select ports by them. In a merge "
+                       "patch a null value removes the key.",
+        "example": {"app": "web"}})
+    created_at = fields.String(dump_only=True, metadata={
+        "description": "When the resource was created (RFC 3339, UTC); read-only.",
+        "example": "2026-12-02T12:40:48.476Z"})
+    updated_at = fields.String(dump_only=True, metadata={
+        "description": "When the resource last changed (RFC 3339, UTC); read-only.",
+        "example": "2026-12-02T12:41:06.374Z"})
+    revision = fields.Integer(dump_only=True, metadata={
+        "description": "Starts at 1 and grows by one on every change. GET returns it as "
+                       "`ETag: \"<revision>\"`; PATCH and DELETE honour it in `If-Match` "
+                       "(412 when stale). Read-only.",
+        "example": 1})
 
 
 def patch_schema(base: type[Schema], immutable: tuple[str, ...] = (),
@@ -209,6 +236,8 @@ def patch_schema(base: type[Schema], immutable: tuple[str, ...] = (),
             clone.nested = patch_schema(clone.nested, name=f"{clone.nested.__name__}Patch")
         declared[key] = clone
     bases = (StrictSchema,)
+    declared["__doc__"] = ("A JSON merge patch (RFC 7396) of the writable fields: absent fields "
+                           "stay as they are, null removes a field (or restores its default).")
     cls = type(name or f"{base.__name__}Patch", bases, declared)
     cls.read_only = tuple(k for k, f in base._declared_fields.items()  # type: ignore[attr-defined]
                           if f.dump_only) + tuple(immutable) + ("tenant_id",)
@@ -216,16 +245,30 @@ def patch_schema(base: type[Schema], immutable: tuple[str, ...] = (),
 
 
 class ListQuery(StrictSchema):
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
-    cursor = fields.String()
-    name = name_field()
-    label = fields.List(fields.String())
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000),
+                           metadata={"description": "Page size: 1 to 1000, default 100.",
+                                     "example": 100})
+    cursor = fields.String(metadata={
+        "description": "The `next_cursor` of the previous page; omit it for the first page."})
+    name = name_field(metadata={"description": "Only the resource with this name.",
+                                "example": "web"})
+    label = fields.List(fields.String(), metadata={
+        "description": "`key=value`; repeat the parameter for several labels, all of which "
+                       "must match.",
+        "example": ["app=web"]})
     tenant = fields.String(validate=FullRegexp(TENANT_PATTERN,
-                                                    error="must match {regex}"))
+                                                    error="must match {regex}"),
+                           metadata={"description": "Admins only: list this tenant's "
+                                                    "resources (without it admins see every "
+                                                    "tenant's). From anyone else it is 400.",
+                                     "example": "acme"})
 
 
 def list_schema(item: type[Schema], name: str) -> type[Schema]:
     return type(name, (Schema,), {
-        "items": fields.List(fields.Nested(item)),
-        "next_cursor": fields.String(allow_none=True),
+        "__doc__": "One page of a list.",
+        "items": fields.List(fields.Nested(item), metadata={
+            "description": "The page, in a stable order (by id)."}),
+        "next_cursor": fields.String(allow_none=True, metadata={
+            "description": "Pass it as `cursor` to get the next page; null on the last page."}),
     })

@@ -23,42 +23,96 @@ LEASE = validate.Range(min=60, max=2**31 - 1)
 
 
 class StaticRoute(StrictSchema):
-    destination = CIDRv4(required=True)
-    nexthop = IPv4(required=True)
+    """A classless static route offered by DHCPv4 (option 121)."""
+
+    destination = CIDRv4(required=True, metadata={
+        "description": "Destination prefix (IPv4 CIDR).", "example": "192.168.0.0/16"})
+    nexthop = IPv4(required=True, metadata={
+        "description": "Next hop; must lie inside the network's cidr (400 otherwise).",
+        "example": "10.0.0.254"})
 
 
 class DhcpV6(StrictSchema):
-    enabled = fields.Boolean(load_default=True)
+    """DHCPv6 on the network's ipv6_cidr (only when the network has one)."""
+
+    enabled = fields.Boolean(load_default=True, metadata={
+        "description": "Serve DHCPv6 on ipv6_cidr; default true.", "example": True})
     mode = fields.String(load_default="stateful", validate=validate.OneOf(
-        ["stateful", "stateless"]))
+        ["stateful", "stateless"]), metadata={
+        "description": "stateful (default): DHCPv6 also hands out the ports' addresses; "
+                       "stateless: options only (OVN `dhcpv6_stateless`).",
+        "example": "stateful"})
 
 
 class DhcpOptions(StrictSchema):
     """Options a port may override; the network's values stay for the rest."""
 
-    lease_time = fields.Integer(strict=True, validate=LEASE, metadata={"description": "seconds"})
-    dns_servers = fields.List(IP(), validate=validate.Length(max=8))
-    domain_name = FQDN()
-    ntp_servers = fields.List(IPv4(), validate=validate.Length(max=8))
+    lease_time = fields.Integer(strict=True, validate=LEASE, metadata={
+        "description": "DHCPv4 lease time in seconds (at least 60).", "example": 3600})
+    dns_servers = fields.List(IP(), validate=validate.Length(max=8), metadata={
+        "description": "DNS servers offered to clients, at most 8: the IPv4 ones by DHCPv4, "
+                       "the IPv6 ones by DHCPv6.",
+        "example": ["10.0.0.53"]})
+    domain_name = FQDN(metadata={
+        "description": "Domain name offered by DHCPv4 (and as DHCPv6 domain search); "
+                       "defaults to the network's dns_domain.",
+        "example": "web.internal"})
+    ntp_servers = fields.List(IPv4(), validate=validate.Length(max=8), metadata={
+        "description": "IPv4 NTP servers offered by DHCPv4, at most 8.",
+        "example": ["10.0.0.123"]})
     routes = fields.List(fields.Nested(StaticRoute), validate=validate.Length(max=32),
-                         metadata={"description": "classless static routes (option 121)"})
-    mtu = fields.Integer(strict=True, validate=validate.Range(min=68, max=9216))
+                         metadata={"description": "Classless static routes (DHCPv4 option "
+                                                  "121), at most 32. Unless one of them is "
+                                                  "for 0.0.0.0/0, the default route via "
+                                                  "gateway_ip is added to them."})
+    mtu = fields.Integer(strict=True, validate=validate.Range(min=68, max=9216), metadata={
+        "description": "Interface MTU offered by DHCPv4 (68 to 9216); defaults to the "
+                       "network's mtu.",
+        "example": 1442})
 
 
 class NetworkDhcp(DhcpOptions):
-    enabled = fields.Boolean(load_default=True)
-    lease_time = fields.Integer(strict=True, load_default=43200, validate=LEASE)
-    ipv6 = fields.Nested(DhcpV6, load_default=lambda: {"enabled": True, "mode": "stateful"})
+    """The network's DHCP settings: one DHCP_Options row for cidr, one for ipv6_cidr."""
+
+    enabled = fields.Boolean(load_default=True, metadata={
+        "description": "Serve DHCP on the network; default true. false removes the "
+                       "network's DHCP options, so no port gets DHCP.",
+        "example": True})
+    lease_time = fields.Integer(strict=True, load_default=43200, validate=LEASE, metadata={
+        "description": "DHCPv4 lease time in seconds (at least 60); default 43200.",
+        "example": 3600})
+    ipv6 = fields.Nested(DhcpV6, load_default=lambda: {"enabled": True, "mode": "stateful"},
+                         metadata={"description": "DHCPv6 settings; default enabled, "
+                                                  "stateful."})
 
 
 class NetworkSchema(ResourceSchema):
-    cidr = CIDRv4(required=True)
-    ipv6_cidr = CIDRv6()
-    gateway_ip = IPv4(metadata={"description": "default: the first host of cidr"})
-    mtu = fields.Integer(strict=True, validate=validate.Range(min=68, max=9216))
-    dns_domain = FQDN()
+    """A tenant network: an OVN logical switch with its DHCP options."""
+
+    cidr = CIDRv4(required=True, metadata={
+        "description": "IPv4 prefix of the network, /29 or larger. Fixed at create: a PATCH "
+                       "that sends it is 400 (read-only field).",
+        "example": "10.0.0.0/24"})
+    ipv6_cidr = CIDRv6(metadata={
+        "description": "Optional IPv6 prefix, /120 or larger; ports get an address from it. "
+                       "Fixed at create, like cidr.",
+        "example": "fd00:10::/64"})
+    gateway_ip = IPv4(metadata={
+        "description": "The network's gateway: a host address of cidr, default its first "
+                       "host. DHCP offers it as router; ports never get it.",
+        "example": "10.0.0.1"})
+    mtu = fields.Integer(strict=True, validate=validate.Range(min=68, max=9216), metadata={
+        "description": "MTU of the network (68 to 9216), offered by DHCP unless dhcp.mtu "
+                       "says otherwise.",
+        "example": 1442})
+    dns_domain = FQDN(metadata={
+        "description": "DNS domain: a port with a hostname gets the automatic record "
+                       "<hostname>.<dns_domain>; DHCP offers it as domain name unless "
+                       "dhcp.domain_name is set.",
+        "example": "web.internal"})
     dhcp = fields.Nested(NetworkDhcp, load_default=lambda: {
-        "enabled": True, "lease_time": 43200, "ipv6": {"enabled": True, "mode": "stateful"}})
+        "enabled": True, "lease_time": 43200, "ipv6": {"enabled": True, "mode": "stateful"}},
+        metadata={"description": "DHCP settings; default enabled with a 43200 s lease."})
 
 
 NETWORK_IMMUTABLE = ("cidr", "ipv6_cidr")
@@ -71,22 +125,49 @@ class NetworkListQuery(ListQuery):
 
 
 class NetworkDeleteQuery(StrictSchema):
-    cascade = fields.Boolean(load_default=False)
+    cascade = fields.Boolean(load_default=False, metadata={
+        "description": "true: delete the network's ports with it. Without it a network "
+                       "that has ports is 409."})
 
 
 class PortSchema(ResourceSchema):
+    """A port of a tenant network: an OVN logical switch port."""
+
     read_only = (*ResourceSchema.read_only, "network_id")
 
-    network_id = fields.UUID(dump_only=True)
-    mac = MAC(metadata={"description": "generated when absent; unique in the network"})
+    network_id = fields.UUID(dump_only=True, metadata={
+        "description": "The port's network, from the create URL; read-only.",
+        "example": "a1604e83-671f-4586-a82c-8c88f1ebba5e"})
+    mac = MAC(metadata={"description": "MAC address, unique in the network (409 otherwise). "
+                                       "Generated when absent: locally administered, "
+                                       "unicast, with the configured prefix.",
+                        "example": "0a:58:3f:aa:8f:23"})
     ips = fields.List(IP(), validate=validate.Length(min=1, max=8),
-                      metadata={"description": "allocated from the network when absent"})
-    port_security = fields.Boolean(load_default=True)
-    enabled = fields.Boolean(load_default=True)
-    hostname = Hostname()
+                      metadata={"description": "1 to 8 addresses in the network's cidr or "
+                                               "ipv6_cidr; one outside them or in use is 409. "
+                                               "Allocated when absent: the first free IPv4 "
+                                               "address and, on a network with ipv6_cidr, "
+                                               "an IPv6 one (EUI-64 on a /64).",
+                                "example": ["10.0.0.2"]})
+    port_security = fields.Boolean(load_default=True, metadata={
+        "description": "Let the port send only from its own MAC and IPs (OVN "
+                       "port_security); default true.",
+        "example": True})
+    enabled = fields.Boolean(load_default=True, metadata={
+        "description": "Administrative state (OVN `enabled`); default true.",
+        "example": True})
+    hostname = Hostname(metadata={
+        "description": "One DNS label. On a network with a dns_domain the port gets the "
+                       "automatic DNS record <hostname>.<dns_domain> and PTR records of its "
+                       "IPs.",
+        "example": "web-1"})
     dhcp = fields.Nested(DhcpOptions, load_default=dict,
-                         metadata={"description": "per-port DHCP option overrides"})
-    status = fields.String(dump_only=True, validate=validate.OneOf(["up", "down"]))
+                         metadata={"description": "Per-port DHCP option overrides; the "
+                                                  "network's settings apply for the rest."})
+    status = fields.String(dump_only=True, validate=validate.OneOf(["up", "down"]), metadata={
+        "description": "up once OVN reports the port bound to a chassis (the northbound "
+                       "`up` column), down otherwise; read-only.",
+        "example": "down"})
 
 
 PortPatchSchema = patch_schema(PortSchema, (), "PortPatch")
@@ -94,4 +175,4 @@ PortListSchema = list_schema(PortSchema, "PortList")
 
 
 class PortListQuery(ListQuery):
-    network_id = fields.UUID()
+    network_id = fields.UUID(metadata={"description": "Only the ports of this network."})

@@ -47,10 +47,18 @@ class PortRange(fields.Field):
 
 
 class Peer(StrictSchema):
-    selector = Labels(metadata={"description": "ports of the tenant with these labels"})
-    cidr = fields.String(metadata={"description": "IPv4 or IPv6 CIDR"})
-    network = fields.UUID(metadata={"description": "every address of one of the tenant's "
-                                                   "networks"})
+    """The other end of a rule's traffic: exactly one of selector, cidr and network."""
+
+    selector = Labels(metadata={"description": "The tenant's ports whose labels include all "
+                                               "of these (their addresses, kept current as "
+                                               "ports change).",
+                                "example": {"app": "web"}})
+    cidr = fields.String(metadata={"description": "An IPv4 or IPv6 CIDR (no host bits set).",
+                                   "example": "192.0.2.0/24"})
+    network = fields.UUID(metadata={"description": "Every address of one of the tenant's "
+                                                   "networks (its cidr and ipv6_cidr); "
+                                                   "another tenant's network is 404.",
+                                    "example": "a1604e83-671f-4586-a82c-8c88f1ebba5e"})
 
     @validates_schema
     def _one_kind(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -65,13 +73,23 @@ class Peer(StrictSchema):
 
 
 class Rule(StrictSchema):
-    action = fields.String(required=True, validate=validate.OneOf(["allow", "deny"]))
+    """One rule: the first matching rule in policy order decides."""
+
+    action = fields.String(required=True, validate=validate.OneOf(["allow", "deny"]),
+                           metadata={"description": "allow or deny; at one policy priority "
+                                                    "deny wins over allow.",
+                                     "example": "allow"})
     peers = fields.List(fields.Nested(Peer), validate=validate.Length(max=32),
-                        metadata={"description": "absent: any source (ingress) or "
-                                                 "destination (egress)"})
-    protocol = fields.String(load_default="any", validate=validate.OneOf(PROTOCOLS))
+                        metadata={"description": "Sources (ingress) or destinations (egress), "
+                                                 "at most 32; absent: any address."})
+    protocol = fields.String(load_default="any", validate=validate.OneOf(PROTOCOLS), metadata={
+        "description": "tcp, udp, sctp, icmp (ICMPv4 and ICMPv6) or any (default).",
+        "example": "tcp"})
     ports = fields.List(PortRange(), validate=validate.Length(min=1, max=32),
-                        metadata={"description": "only with tcp, udp or sctp"})
+                        metadata={"description": "Destination ports: numbers or ranges "
+                                                 "\"low-high\" (1 to 65535), at most 32; only "
+                                                 "with tcp, udp or sctp.",
+                                  "example": [5432, "8000-8080"]})
 
     @validates_schema
     def _ports_need_l4(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -80,28 +98,61 @@ class Rule(StrictSchema):
 
 
 class Log(StrictSchema):
-    enabled = fields.Boolean(load_default=False)
+    """ACL logging of the policy's rules (ovn-controller `acl_log`)."""
+
+    enabled = fields.Boolean(load_default=False, metadata={
+        "description": "Log the packets the policy's ACLs match, at most 100 lines per "
+                       "second per tenant; default false.",
+        "example": True})
     severity = fields.String(load_default="info", validate=validate.OneOf(
-        ["alert", "warning", "notice", "info", "debug"]))
+        ["alert", "warning", "notice", "info", "debug"]), metadata={
+        "description": "Severity of the log lines; default info.", "example": "info"})
 
 
 class PolicyStatus(StrictSchema):
-    selected_ports = fields.Integer(strict=True)
+    """What the policy applies to now (read-only)."""
+
+    selected_ports = fields.Integer(strict=True, metadata={
+        "description": "How many ports the policy selects.", "example": 1})
 
 
 class PolicySchema(ResourceSchema):
-    selector = Labels(load_default=dict, metadata={"description": "{} selects every port"})
+    """A network policy: the tenant's ports it selects, and ordered allow/deny rules for
+    their ingress and egress traffic."""
+
+    selector = Labels(load_default=dict, metadata={
+        "description": "The ports the policy applies to: the tenant's ports whose labels "
+                       "include all of these; {} (the default) selects every port.",
+        "example": {"app": "db"}})
     networks = fields.List(fields.UUID(), validate=validate.Length(max=64),
-                           metadata={"description": "only ports of these networks"})
+                           metadata={"description": "Only ports of these networks (the "
+                                                    "tenant's; another tenant's is 404), at "
+                                                    "most 64; absent: every network.",
+                                     "example": ["a1604e83-671f-4586-a82c-8c88f1ebba5e"]})
     priority = fields.Integer(strict=True, load_default=500,
-                              validate=validate.Range(min=0, max=1000))
+                              validate=validate.Range(min=0, max=1000), metadata={
+        "description": "0 to 1000, default 500: rules of policies with a lower number are "
+                       "evaluated first.",
+        "example": 500})
     ingress = fields.List(fields.Nested(Rule), load_default=list,
-                          validate=validate.Length(max=64))
+                          validate=validate.Length(max=64), metadata={
+        "description": "Rules for traffic to the selected ports, at most 64. A port selected "
+                       "by a policy with ingress rules drops the ingress IP traffic that no "
+                       "rule allows."})
     egress = fields.List(fields.Nested(Rule), load_default=list,
-                         validate=validate.Length(max=64))
-    stateful = fields.Boolean(load_default=True)
-    log = fields.Nested(Log, load_default=lambda: {"enabled": False, "severity": "info"})
-    status = fields.Nested(PolicyStatus, dump_only=True)
+                         validate=validate.Length(max=64), metadata={
+        "description": "Rules for traffic from the selected ports, at most 64. A port "
+                       "selected by a policy with egress rules drops the egress IP traffic "
+                       "that no rule allows."})
+    stateful = fields.Boolean(load_default=True, metadata={
+        "description": "true (default): allowed connections are tracked and their replies "
+                       "pass (OVN allow-related); false: stateless ACLs, with the replies of "
+                       "each allow rule allowed by a mirrored ACL.",
+        "example": True})
+    log = fields.Nested(Log, load_default=lambda: {"enabled": False, "severity": "info"},
+                        metadata={"description": "ACL logging; default off."})
+    status = fields.Nested(PolicyStatus, dump_only=True, metadata={
+        "description": "Read-only: what the policy applies to now."})
 
 
 PolicyPatchSchema = patch_schema(PolicySchema, (), "PolicyPatch")
@@ -113,18 +164,49 @@ class PolicyListQuery(ListQuery):
 
 
 class CompiledAcl(StrictSchema):
-    direction = fields.String()
-    priority = fields.Integer(strict=True)
-    match = fields.String()
-    action = fields.String()
-    label = fields.Integer(metadata={"description": "conntrack label of allowed connections"})
-    name = fields.String()
-    log = fields.Boolean()
-    severity = fields.String(allow_none=True)
-    rule = fields.String()
+    """One OVN ACL of the policy's port group, as read back from the database."""
+
+    direction = fields.String(metadata={
+        "description": "to-lport (ingress rules) or from-lport (egress rules).",
+        "example": "to-lport"})
+    priority = fields.Integer(strict=True, metadata={
+        "description": "OVN ACL priority: 2000 + (1000 - policy priority) * 2 for allow, one "
+                       "more for deny; 1001 for ND/DHCP, 1000 for the default drop, 1 for the "
+                       "conntrack ACL of stateless policies.",
+        "example": 3000})
+    match = fields.String(metadata={
+        "description": "The OVN match expression.",
+        "example": "outport == @ovngw_pd57e20fe253d433e9b9c7da7df63a14c && ip"})
+    action = fields.String(metadata={
+        "description": "OVN ACL action: allow-related, allow-stateless or drop.",
+        "example": "allow-related"})
+    label = fields.Integer(metadata={"description": "conntrack label of allowed connections",
+                                     "example": 179443807})
+    name = fields.String(metadata={"description": "<tenant>/<policy name> (at most 63 "
+                                                  "characters), as acl_log lines show it.",
+                                   "example": "acme/db-ingress"})
+    log = fields.Boolean(metadata={"description": "Whether OVN logs the packets it matches.",
+                                   "example": True})
+    severity = fields.String(allow_none=True, metadata={
+        "description": "Log severity; null when the ACL does not log.", "example": "info"})
+    rule = fields.String(metadata={
+        "description": "The rule it implements: ingress/<n>, egress/<n>, <direction>/default "
+                       "(drop), <direction>/infra (ND, DHCP), <direction>/<n>/reply "
+                       "(stateless replies) or conntrack.",
+        "example": "ingress/0"})
 
 
 class CompiledPolicy(StrictSchema):
-    port_group = fields.String()
-    address_sets = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
-    acls = fields.List(fields.Nested(CompiledAcl))
+    """What a policy became in the OVN northbound database."""
+
+    port_group = fields.String(metadata={
+        "description": "Name of the policy's Port_Group, which holds the selected ports.",
+        "example": "ovngw_pd57e20fe253d433e9b9c7da7df63a14c"})
+    address_sets = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),
+                               metadata={"description": "The Address_Sets of the policy's "
+                                                        "label-selected peers (one per IP "
+                                                        "family), name -> addresses.",
+                                         "example": {"ovngw_sfc4056cd9a9368cacfe4_ip4":
+                                                     ["10.0.0.2", "10.0.0.3"]}})
+    acls = fields.List(fields.Nested(CompiledAcl), metadata={
+        "description": "The port group's ACLs, by direction and descending priority."})

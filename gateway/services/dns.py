@@ -15,11 +15,12 @@ from typing import Any
 from gateway.errors import BadRequest, Conflict, NotFound
 from gateway.ovn import naming
 from gateway.ovn.index import OwnedIndex
+from gateway.ovn.tables import DNS, LS, LSP
 from gateway.ovn.transaction import Txn
-from gateway.services.resources import Doc, Resource, now, own, stored_doc
+from gateway.services import tenants
+from gateway.services.lifecycle import Listener, NetworkEvent, PortEvent
+from gateway.services.resources import TENANT_COLUMNS, Doc, Resource, now, own, stored_doc
 
-DNS = "DNS"
-LS = "Logical_Switch"
 KIND = "dns-record"
 AUTO_NAMESPACE = uuid.UUID("4d1f3c52-4b8e-4a57-9a3e-6f1d8c2b7e10")
 
@@ -70,9 +71,10 @@ def record_keys(doc: Doc) -> dict[str, str]:
     return keys
 
 
-def forget_network(t: Txn, network_id: str) -> None:
+def forget_network(t: Txn, tenant: str, network_id: str) -> None:
     """Records that named a deleted network stop naming it (OVN drops the weak reference)."""
     for row in list(t.rows_by_key(DNS, KIND, "net." + network_id, "1")):
+        tenants.lock(t, tenant)  # record documents are the tenant's shared rows
         doc = stored_doc(row)
         if doc.get("auto"):
             continue
@@ -88,15 +90,19 @@ def link_new_network(t: Txn, ls: Any, tenant: str) -> None:
         ls.addvalue("dns_records", record)
 
 
+def _auto_record_wanted(port: Doc | None, network: Doc | None) -> bool:
+    return bool(port and network and port.get("hostname") and network.get("dns_domain"))
+
+
 def sync_port_record(t: Txn, port: Doc | None, port_id: str, network: Doc | None,
                      ls: Any, field: str = "hostname") -> None:
     """Create, update or delete the automatic record of one port; `field` is the request
     field a name conflict is reported on."""
     record_id = str(uuid.uuid5(AUTO_NAMESPACE, port_id))
     row = t.get(DNS, KIND, record_id)
-    wanted = bool(port and network and port.get("hostname") and network.get("dns_domain"))
-    if not wanted:
+    if not _auto_record_wanted(port, network):
         if row is not None:
+            ls.delvalue("dns_records", row)  # explicit: see ports.PortService.remove
             row.delete()
         return
     assert port is not None and network is not None
@@ -122,11 +128,39 @@ def sync_port_record(t: Txn, port: Doc | None, port_id: str, network: Doc | None
     own(row, KIND, doc, port_id, keys={"fqdn": fqdn, "origin": "auto"})
 
 
-class DnsRecordService(Resource):
+class DnsRecordService(Resource, Listener):
+    """User records, and the automatic records that follow ports and networks."""
+
     kind = KIND
-    family = "dns"
     quota = "dns_records"
     table = DNS
+    monitors = {**TENANT_COLUMNS, DNS: frozenset({"records", "external_ids"}),
+                LS: frozenset({"dns_records", "external_ids"}),
+                LSP: frozenset({"external_ids"})}
+
+    # -- what DNS does when ports and networks change ------------------------------------
+    def port_changed(self, t: Txn, event: PortEvent) -> None:
+        if not (_auto_record_wanted(event.old, event.network)
+                or _auto_record_wanted(event.new, event.network)):
+            return
+        tenants.lock(t, event.tenant)  # fqdns are unique per tenant
+        sync_port_record(t, event.new, event.port_id, event.network, event.ls)
+
+    def network_changed(self, t: Txn, event: NetworkEvent) -> None:
+        old, new = event.old, event.new
+        assert new is not None
+        if old is None:
+            link_new_network(t, event.ls, event.tenant)
+            return
+        if new.get("dns_domain") == old.get("dns_domain"):
+            return
+        tenants.lock(t, event.tenant)
+        for port in t.rows(LSP, "port", parent=new["id"]):
+            sync_port_record(t, stored_doc(port), port.name, new, event.ls, "dns_domain")
+
+    def network_deleting(self, t: Txn, event: NetworkEvent) -> None:
+        assert event.old is not None
+        forget_network(t, event.tenant, event.old["id"])
 
     def write_new(self, t: Txn, doc: Doc, parent: Any, tenant_row: Any) -> Any:
         if doc["name"].startswith("auto-"):
@@ -151,7 +185,13 @@ class DnsRecordService(Resource):
                switches_for(t, new["tenant_id"], new))
 
     def remove(self, t: Txn, row: Any, doc: Doc, cascade: bool) -> None:
-        row.delete()  # Logical_Switch.dns_records holds weak references
+        # Explicitly off every switch (see ports.PortService.remove); a network deleted
+        # meanwhile has no reference left to drop.
+        linked = {i: ls for i in doc.get("networks") or []
+                  if (ls := t.get(LS, "network", str(i))) is not None}
+        relink(t, row, switches_for(t, doc["tenant_id"], doc) if doc.get("networks") is None
+               else linked, {})
+        row.delete()
 
     def lookup_keys(self, doc: Doc) -> dict[str, str]:
         return record_keys(doc)

@@ -5,15 +5,13 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from gateway.errors import BadRequest, Conflict
+from gateway.errors import BadRequest
 from gateway.ovn import naming
+from gateway.ovn.tables import DHCP, LS
 from gateway.ovn.transaction import Txn
-from gateway.services import dhcp, dns, ipam, policies
-from gateway.services.resources import Doc, Resource, stored_doc
-
-LS = "Logical_Switch"
-LSP = "Logical_Switch_Port"
-DHCP = "DHCP_Options"
+from gateway.services import dhcp, ipam
+from gateway.services.lifecycle import NetworkEvent
+from gateway.services.resources import TENANT_COLUMNS, Doc, Resource
 
 
 def complete_network(doc: Doc) -> Doc:
@@ -45,6 +43,9 @@ class DhcpRows:
         self.mac_prefix = mac_prefix
 
     def rows(self, t: Txn, owner_id: str) -> dict[str, Any]:
+        """The owner's rows as of this transaction (the index only knows committed ones)."""
+        if (DHCP, owner_id) in t.inserted:
+            return dict(t.inserted[(DHCP, owner_id)])
         found = {}
         for row in t.rows(DHCP, "dhcp", parent=owner_id):
             found["v6" if ":" in row.cidr else "v4"] = row
@@ -75,14 +76,24 @@ class DhcpRows:
             result[family] = row
         for row in have.values():
             row.delete()
+        t.inserted[(DHCP, owner_id)] = result
         return result
+
+    def drop(self, t: Txn, owner_id: str) -> None:
+        for row in self.rows(t, owner_id).values():
+            row.delete()
+        t.inserted[(DHCP, owner_id)] = {}
 
 
 class NetworkService(Resource):
+    """Networks announce their changes (lifecycle.NetworkEvent); what follows a network
+    (ports' DHCP, DNS records, policies, gateways) listens."""
+
     kind = "network"
-    family = "networks"
     quota = "networks"
     table = LS
+    monitors = {**TENANT_COLUMNS, LS: frozenset({"name", "ports", "external_ids"}),
+                DHCP: frozenset({"cidr", "options", "external_ids"})}
 
     @property
     def dhcp(self) -> DhcpRows:
@@ -92,7 +103,7 @@ class NetworkService(Resource):
         complete_network(doc)
         row = t.insert(LS, name=naming.switch_name(doc["id"]))
         self.dhcp.sync(t, doc["id"], doc["tenant_id"], doc, {})
-        dns.link_new_network(t, row, doc["tenant_id"])
+        self.hooks.network_changed(t, NetworkEvent(doc["tenant_id"], row, None, doc))
         return row
 
     def lookup_keys(self, doc: Doc) -> dict[str, str]:
@@ -102,36 +113,10 @@ class NetworkService(Resource):
         complete_network(doc)
 
     def apply_update(self, t: Txn, row: Any, old: Doc, new: Doc) -> None:
-        if new["gateway_ip"] != old["gateway_ip"]:
-            # The ports' addresses as the index keeps them, as address allocation reads them.
-            for entry in t.entries(LSP, "port", parent=new["id"]):
-                if entry.doc is not None and new["gateway_ip"] in entry.doc["ips"]:
-                    raise Conflict.field("gateway_ip", "in use by a port of this network")
-        rows = self.dhcp.sync(t, new["id"], new["tenant_id"], new, {})
-        from gateway.services.ports import relink_ports  # ports depend on networks, not back
-        relink_ports(t, self.dhcp, new, rows)
-        if new.get("dns_domain") != old.get("dns_domain"):
-            for port in t.rows(LSP, "port", parent=new["id"]):
-                dns.sync_port_record(t, stored_doc(port), port.name, new, row, "dns_domain")
+        self.dhcp.sync(t, new["id"], new["tenant_id"], new, {})
+        self.hooks.network_changed(t, NetworkEvent(new["tenant_id"], row, old, new))
 
     def remove(self, t: Txn, row: Any, doc: Doc, cascade: bool) -> None:
-        named_by = policies.policies_naming_network(t, doc["tenant_id"], doc["id"])
-        if named_by:
-            # Dropping the id would widen or silently change those policies.
-            raise Conflict(f"network is named by policies {', '.join(sorted(named_by))}; "
-                           "change them first")
-        ports = list(t.rows(LSP, "port", parent=doc["id"]))
-        if ports and not cascade:
-            raise Conflict(f"network has {len(ports)} ports; delete them or use ?cascade=true")
-        for port in ports:
-            for dhcp_row in self.dhcp.rows(t, port.name).values():
-                dhcp_row.delete()
-            dns.sync_port_record(t, None, port.name, None, row)
-            policies.on_port_change(t, doc["tenant_id"], port, stored_doc(port), None)
-            row.delvalue("ports", port)
-            port.delete()
-        for dhcp_row in self.dhcp.rows(t, doc["id"]).values():
-            dhcp_row.delete()
-        dns.forget_network(t, doc["id"])
+        self.hooks.network_deleting(t, NetworkEvent(doc["tenant_id"], row, doc, None, cascade))
+        self.dhcp.drop(t, doc["id"])
         row.delete()
-

@@ -7,19 +7,16 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-from gateway.errors import NotFound
+from gateway.errors import Conflict, NotFound
 from gateway.ovn import naming
 from gateway.ovn.index import Entry
+from gateway.ovn.tables import ACL, AS, LS, LSP, METER, METER_BAND, PG
 from gateway.ovn.transaction import Txn
 from gateway.services import policy_compiler as pc
-from gateway.services.resources import Doc, Resource, stored_doc
+from gateway.services import tenants
+from gateway.services.lifecycle import Listener, NetworkEvent, PortEvent
+from gateway.services.resources import TENANT_COLUMNS, Doc, Resource, stored_doc
 
-PG = "Port_Group"
-AS = "Address_Set"
-ACL = "ACL"
-METER = "Meter"
-LS = "Logical_Switch"
-LSP = "Logical_Switch_Port"
 KIND = "policy"
 PEERS = "policy-peers"
 LOG_RATE = 100  # log lines per second per tenant; more are dropped by the meter
@@ -33,7 +30,7 @@ def _family_ips(port: Doc, family: int) -> set[str]:
 def _meter(t: Txn, tenant: str) -> str:
     name = "ovngw_log_" + tenant.replace("-", "_")
     if t.get(METER, "meter", tenant) is None and (METER, tenant) not in t.inserted:
-        band = t.insert("Meter_Band", action="drop", rate=LOG_RATE, burst_size=LOG_RATE)
+        band = t.insert(METER_BAND, action="drop", rate=LOG_RATE, burst_size=LOG_RATE)
         t.inserted[(METER, tenant)] = t.insert(
             METER, name=name, unit="pktps", bands=[band],
             external_ids=naming.owner_ids("meter", tenant, tenant))
@@ -133,8 +130,9 @@ def on_port_change(t: Txn, tenant: str, lsp: Any, old: Doc | None, new: Doc | No
         now = new is not None and pc.selects(policy, new)
         if now and not was:
             t.row_of(PG, entry).addvalue("ports", lsp)
-        elif was and not now and new is not None:
-            # A deleted port leaves by itself (weak reference).
+        elif was and not now:
+            # Also for a deleted port: ovsdb-server 3.1 can leave a weak reference to a
+            # row deleted in a transaction that modifies the referring row.
             t.row_of(PG, entry).delvalue("ports", lsp)
         selectors.update(pc.peer_selectors(policy))
     for key, selector in selectors.items():
@@ -179,12 +177,39 @@ def policies_naming_network(t: Txn, tenant: str, network_id: str) -> list[str]:
     return names
 
 
-class PolicyService(Resource):
+class PolicyService(Resource, Listener):
+    """Policies, whose membership and peer sets follow the tenant's ports."""
+
     kind = KIND
-    family = "policies"
     quota = "policies"
     table = PG
+    monitors = {
+        **TENANT_COLUMNS,
+        PG: frozenset({"name", "ports", "acls", "external_ids"}),
+        AS: frozenset({"name", "addresses", "external_ids"}),
+        ACL: frozenset({"direction", "priority", "match", "action", "name", "log", "severity",
+                        "meter", "label", "external_ids"}),
+        METER: frozenset({"name", "unit", "bands", "external_ids"}),
+        METER_BAND: frozenset({"action", "rate", "burst_size"}),
+        LS: frozenset({"external_ids"}),
+        LSP: frozenset({"name", "external_ids"}),
+    }
+    index_fields = None  # policies are few and read on every port write
     lock_tenant_on_write = True  # peer address sets are shared by the tenant's policies
+
+    def port_changed(self, t: Txn, event: PortEvent) -> None:
+        # Always, even with no policy in the replica: a policy created concurrently
+        # elsewhere must not compute its membership from this port's old labels.
+        tenants.lock(t, event.tenant)
+        on_port_change(t, event.tenant, event.lsp, event.old, event.new)
+
+    def network_deleting(self, t: Txn, event: NetworkEvent) -> None:
+        assert event.old is not None
+        named_by = policies_naming_network(t, event.tenant, event.old["id"])
+        if named_by:
+            # Dropping the id would widen or silently change those policies.
+            raise Conflict(f"network is named by policies {', '.join(sorted(named_by))}; "
+                           "change them first")
 
     def write_new(self, t: Txn, doc: Doc, parent: Any, tenant_row: Any) -> Any:
         pg = t.insert(PG, name=pc.group_name(doc["id"]))

@@ -8,18 +8,23 @@ from typing import Any
 from gateway.auth import Principal
 from gateway.errors import Conflict, NotFound
 from gateway.ovn import naming
+from gateway.ovn.tables import LS, LSP
 from gateway.ovn.transaction import Txn, bump_counter
-from gateway.services import dns, ipam, policies
-from gateway.services.networks import LS, LSP, DhcpRows
-from gateway.services.resources import Doc, Resource, stored_doc
+from gateway.services import ipam, tenants
+from gateway.services.lifecycle import Hooks, Listener, NetworkEvent, PortEvent
+from gateway.services.networks import DhcpRows
+from gateway.services.resources import TENANT_COLUMNS, Doc, Resource, stored_doc
 
 ALLOC = naming.PREFIX + "alloc"
 
 
-def in_use(t: Txn, network: Doc, skip_port: str | None = None) -> tuple[set[str], set[str]]:
-    """Addresses and MACs of the network's other ports, plus its reserved addresses (from
-    the index: committed state, which the allocation counter's verify keeps honest)."""
+def in_use(t: Txn, hooks: Hooks, network: Doc,
+           skip_port: str | None = None) -> tuple[set[str], set[str]]:
+    """Addresses and MACs of the network's other ports, plus its reserved addresses and those
+    other kinds hold in it (from the index: committed state, which the allocation counter's
+    verify keeps honest)."""
     ips = ipam.reserved_v4(network["cidr"], network["gateway_ip"])
+    ips |= hooks.reserved_addresses(t, network)
     macs: set[str] = set()
     for entry in t.entries(LSP, "port", parent=network["id"]):
         if entry.id == skip_port or entry.doc is None:
@@ -29,9 +34,9 @@ def in_use(t: Txn, network: Doc, skip_port: str | None = None) -> tuple[set[str]
     return ips, macs
 
 
-def assign_addresses(t: Txn, network: Doc, doc: Doc, mac_prefix: str,
+def assign_addresses(t: Txn, hooks: Hooks, network: Doc, doc: Doc, mac_prefix: str,
                      skip_port: str | None = None) -> None:
-    used_ips, used_macs = in_use(t, network, skip_port)
+    used_ips, used_macs = in_use(t, hooks, network, skip_port)
     if doc.get("mac"):
         if doc["mac"] in used_macs:
             raise Conflict.field("mac", "in use by another port of this network")
@@ -75,26 +80,23 @@ def port_dhcp_rows(t: Txn, dhcp_rows: DhcpRows, network: Doc, doc: Doc,
     """A port with overrides gets rows of its own; the others share the network's."""
     if doc.get("dhcp"):
         return dhcp_rows.sync(t, doc["id"], doc["tenant_id"], network, doc["dhcp"])
-    for row in dhcp_rows.rows(t, doc["id"]).values():
-        row.delete()
+    dhcp_rows.drop(t, doc["id"])
     return network_rows if network_rows is not None else dhcp_rows.rows(t, network["id"])
 
 
-def relink_ports(t: Txn, dhcp_rows: DhcpRows, network: Doc,
-                 network_rows: dict[str, Any]) -> None:
-    for lsp in t.rows(LSP, "port", parent=network["id"]):
-        doc = stored_doc(lsp)
-        rows = port_dhcp_rows(t, dhcp_rows, network, doc, network_rows)
-        lsp.dhcpv4_options = [rows["v4"]] if "v4" in rows else []
-        lsp.dhcpv6_options = [rows["v6"]] if "v6" in rows else []
+class PortService(Resource, Listener):
+    """Ports announce their changes (lifecycle.PortEvent); they follow their network's DHCP
+    and gateway address, and block (or, with cascade, go with) its delete."""
 
-
-class PortService(Resource):
     kind = "port"
-    family = "networks"
     quota = "ports"
     table = LSP
-    lock_tenant_on_write = True  # port writes update policy groups and shared peer sets
+    monitors = {**TENANT_COLUMNS,
+                LS: frozenset({"name", "ports", "external_ids"}),
+                LSP: frozenset({"name", "addresses", "port_security", "enabled", "up",
+                                "dhcpv4_options", "dhcpv6_options", "external_ids"})}
+    # Policy membership and address allocation read these on every port write.
+    index_fields = frozenset({"id", "labels", "ips", "mac", "network_id"})
 
     @property
     def dhcp(self) -> DhcpRows:
@@ -128,35 +130,58 @@ class PortService(Resource):
     def write_new(self, t: Txn, doc: Doc, parent: Any, tenant_row: Any) -> Any:
         network = stored_doc(parent)
         doc["network_id"] = network["id"]
-        assign_addresses(t, network, doc, self.settings.mac_prefix)
+        assign_addresses(t, self.hooks, network, doc, self.settings.mac_prefix)
         lsp = t.insert(LSP, name=doc["id"])
         write_port_columns(lsp, doc, port_dhcp_rows(t, self.dhcp, network, doc))
         parent.addvalue("ports", lsp)
         bump_allocation(parent)
         tenant_row.addvalue("ports", lsp)
-        dns.sync_port_record(t, doc, doc["id"], network, parent)
-        policies.on_port_change(t, doc["tenant_id"], lsp, None, doc)
+        self.hooks.port_changed(t, PortEvent(doc["tenant_id"], lsp, None, doc, network, parent))
         return lsp
 
     def apply_update(self, t: Txn, row: Any, old: Doc, new: Doc) -> None:
         ls, network = self.network_of(t, old)
         if new.get("mac") != old["mac"] or new.get("ips") != old["ips"]:
-            assign_addresses(t, network, new, self.settings.mac_prefix, skip_port=old["id"])
+            assign_addresses(t, self.hooks, network, new, self.settings.mac_prefix,
+                             skip_port=old["id"])
             bump_allocation(ls)
         write_port_columns(row, new, port_dhcp_rows(t, self.dhcp, network, new))
-        dns.sync_port_record(t, new, new["id"], network, ls)
-        policies.on_port_change(t, new["tenant_id"], row, old, new)
+        self.hooks.port_changed(t, PortEvent(new["tenant_id"], row, old, new, network, ls))
 
     def remove(self, t: Txn, row: Any, doc: Doc, cascade: bool) -> None:
-        ls, _ = self.network_of(t, doc)
-        for dhcp_row in self.dhcp.rows(t, doc["id"]).values():
-            dhcp_row.delete()
-        dns.sync_port_record(t, None, doc["id"], None, ls)
-        policies.on_port_change(t, doc["tenant_id"], row, doc, None)
+        ls, network = self.network_of(t, doc)
+        self.dhcp.drop(t, doc["id"])
+        self.hooks.port_changed(t, PortEvent(doc["tenant_id"], row, doc, None, network, ls))
         ls.delvalue("ports", row)
+        # ovsdb-server 3.1 keeps a weak reference to a row deleted in the same transaction
+        # that modifies the referring row (the tenant lock does): drop it explicitly.
+        tenants.lock(t, doc["tenant_id"]).delvalue("ports", row)
         row.delete()
 
     def derive(self, row: Any, doc: Doc) -> Doc:
         up = list(row.up) if hasattr(row, "up") else []
         return {**doc, "status": "up" if up and up[0] else "down"}
 
+    # -- what ports do when their network changes -----------------------------------------
+    def network_changed(self, t: Txn, event: NetworkEvent) -> None:
+        old, new = event.old, event.new
+        if old is None or new is None:
+            return
+        if new["gateway_ip"] != old["gateway_ip"]:
+            # The ports' addresses as the index keeps them, as address allocation reads them.
+            for entry in t.entries(LSP, "port", parent=new["id"]):
+                if entry.doc is not None and new["gateway_ip"] in entry.doc["ips"]:
+                    raise Conflict.field("gateway_ip", "in use by a port of this network")
+        network_rows = self.dhcp.rows(t, new["id"])
+        for lsp in t.rows(LSP, "port", parent=new["id"]):
+            rows = port_dhcp_rows(t, self.dhcp, new, stored_doc(lsp), network_rows)
+            lsp.dhcpv4_options = [rows["v4"]] if "v4" in rows else []
+            lsp.dhcpv6_options = [rows["v6"]] if "v6" in rows else []
+
+    def network_deleting(self, t: Txn, event: NetworkEvent) -> None:
+        assert event.old is not None
+        ports = list(t.rows(LSP, "port", parent=event.old["id"]))
+        if ports and not event.cascade:
+            raise Conflict(f"network has {len(ports)} ports; delete them or use ?cascade=true")
+        for lsp in ports:
+            self.remove(t, lsp, stored_doc(lsp), cascade=True)

@@ -8,7 +8,7 @@ from gateway.config import Settings
 from gateway.errors import Conflict
 from gateway.ovn import naming
 from gateway.ovn.connection import Northbound
-from gateway.ovn.index import _committed_external_ids
+from gateway.ovn.index import committed_external_ids
 from gateway.ovn.transaction import Txn
 from gateway.services import tenants
 from gateway.services.resources import Resource
@@ -23,7 +23,7 @@ class QuotaService:
     def _overrides(self, tenant: str) -> dict[str, int]:
         entry = self.nb.index(tenants.TABLE).by_id(tenants.KIND, tenant)
         row = self.nb.row(tenants.TABLE, entry.row_uuid) if entry else None
-        ids = (_committed_external_ids(row) if row is not None else None) or {}
+        ids = (committed_external_ids(row) if row is not None else None) or {}
         return {k[len(naming.QUOTA):]: int(v) for k, v in ids.items()
                 if k.startswith(naming.QUOTA)}
 

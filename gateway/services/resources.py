@@ -9,16 +9,17 @@ import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from gateway.auth import Principal
 from gateway.config import Settings
 from gateway.errors import BadRequest, Conflict, NotFound, PreconditionFailed, Unprocessable
-from gateway.ovn import naming
+from gateway.ovn import naming, tables
 from gateway.ovn.connection import Northbound
-from gateway.ovn.index import Entry, OwnedIndex, _committed_external_ids
+from gateway.ovn.index import Entry, OwnedIndex, committed_external_ids
 from gateway.ovn.transaction import Txn
 from gateway.services import tenants
+from gateway.services.lifecycle import Hooks
 
 Doc = dict[str, Any]
 META = ("id", "tenant_id", "created_at", "updated_at", "revision")
@@ -51,7 +52,7 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 def stored_doc(row: Any, committed: bool = False) -> Doc:
-    ids = _committed_external_ids(row) if committed else row.external_ids
+    ids = committed_external_ids(row) if committed else row.external_ids
     return dict(json.loads((ids or {})[naming.DOC]))
 
 
@@ -61,18 +62,28 @@ def check_if_match(doc: Doc, if_match: int | None) -> None:
             f"revision is {doc['revision']}, If-Match asked for {if_match}")
 
 
+Columns = dict[str, frozenset[str]]
+# Every create takes the tenant lock: the tenant's row is read by every kind.
+TENANT_COLUMNS: Columns = {tables.PG: frozenset({"name", "ports", "external_ids"})}
+
+
 class Resource:
     kind = ""
-    family = ""  # scope family
     quota = ""  # quota counter
-    table = ""
-    # Kinds whose writes share rows across resources of a tenant take the tenant lock on
-    # every write, so concurrent gateways cannot interleave those decisions.
+    table = ""  # the table of the row that stores the API document
+    # The tables and columns this kind reads or writes: the process replicates their union.
+    monitors: ClassVar[Columns] = TENANT_COLUMNS
+    # What the index keeps parsed of this kind's documents (None: all; empty: nothing),
+    # for kinds whose documents other writes read often.
+    index_fields: ClassVar[frozenset[str] | None] = frozenset()
+    # Kinds whose own writes change rows shared across resources of a tenant take the
+    # tenant lock on every write, so concurrent gateways cannot interleave those decisions.
     lock_tenant_on_write = False
 
-    def __init__(self, nb: Northbound, settings: Settings) -> None:
+    def __init__(self, nb: Northbound, settings: Settings, hooks: Hooks) -> None:
         self.nb = nb
         self.settings = settings
+        self.hooks = hooks
 
     # -- hooks for each kind --------------------------------------------------------------
     def write_new(self, t: Txn, doc: Doc, parent: Any, tenant_row: Any) -> Any:

@@ -12,14 +12,22 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.errors import Conflict
-from gateway.ovn import naming
+from gateway.ovn import naming, tables
 from gateway.ovn.transaction import Txn, bump_counter
 
-TABLE = "Port_Group"
+TABLE = tables.PG
 KIND = "tenant"
 
 
 def lock(t: Txn, tenant: str) -> Any:
+    """The tenant's row, verified and bumped once per transaction however often asked."""
+    if tenant in t.locked:
+        return t.locked[tenant]
+    t.locked[tenant] = row = _lock(t, tenant)
+    return row
+
+
+def _lock(t: Txn, tenant: str) -> Any:
     row = t.get(TABLE, KIND, tenant)
     if row is None:
         # A concurrent creator elsewhere hits the unique name index; the transaction

@@ -16,10 +16,11 @@ from typing import Any
 
 import jwt
 import pytest
-from conftest import SECRET, ApiClient, token, unique
 
 from gateway.app import create_app
 from gateway.config import Settings
+
+from helpers.api import SECRET, ApiClient, token, unique
 
 PROBLEM = "application/problem+json"
 ADMIN = "<admin>"          # admin-only endpoints

@@ -10,8 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from conftest import ApiClient, unique
-from nbhelpers import as_list, dhcp_rows, owned, switch
+
+from helpers.api import ApiClient, unique
+from helpers.nb import as_list, dhcp_rows, owned, switch
 
 
 def race(apps: list[Any], tenant: str, n: int,
@@ -218,3 +219,68 @@ def test_rename_race(app: Any, second_app: Any, tenant: str, nbctl: Any,
     assert Counter(r.status_code for r in responses) == {200: 1, 409: 5}
     rows = owned(nbctl, "Logical_Switch", kind="network", tenant=tenant)
     assert [r["external_ids"]["ovn-nb-gateway:name"] for r in rows].count(name) == 1
+
+
+def _policy_rows_match_ports(api: ApiClient, nbctl: Any) -> None:
+    """Every policy's port group and every peer address set of the tenant hold exactly what
+    the ports that exist now give them."""
+    from gateway.services import policy_compiler as pc
+
+    ports = api.get("/v1/ports?limit=1000").get_json()["items"]
+    lsp_uuid = {r["name"]: r["_uuid"] for r in owned(nbctl, "Logical_Switch_Port",
+                                                       kind="port", tenant=api.tenant)}
+    assert set(lsp_uuid) == {p["id"] for p in ports}
+    groups = {r["external_ids"]["ovn-nb-gateway:id"]: r
+              for r in owned(nbctl, "Port_Group", kind="policy", tenant=api.tenant)}
+    for policy in api.get("/v1/policies").get_json()["items"]:
+        want = {lsp_uuid[p["id"]] for p in ports if pc.selects(policy, p)}
+        assert set(as_list(groups[policy["id"]]["ports"])) == want, policy["name"]
+        for selector in pc.peer_selectors(policy).values():
+            for family in (4, 6):
+                name = pc.address_set_name(api.tenant, selector, family)
+                (row,) = [r for r in owned(nbctl, "Address_Set", tenant=api.tenant)
+                          if r["name"] == name]
+                ips = {ip for p in ports if pc.peer_selects(selector, p) for ip in p["ips"]
+                       if (":" in ip) == (family == 6)}
+                assert set(as_list(row["addresses"])) == ips, (policy["name"], name)
+    tenant_row = owned(nbctl, "Port_Group", kind="tenant", id=api.tenant)[0]
+    assert set(as_list(tenant_row["ports"])) == set(lsp_uuid.values())
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_cascade_delete_racing_policy_and_port_writes(app: Any, second_app: Any,
+                                                      tenant: str, nbctl: Any,
+                                                      attempt: int) -> None:
+    """A network's cascade delete updates the tenant's shared policy rows; port and policy
+    writes racing it on two gateways must leave every group and peer set exact."""
+    api = ApiClient(app.test_client(), tenant)
+    doomed = api.network(cidr="10.93.0.0/24")
+    kept = api.network(cidr="10.94.0.0/24")
+    for i in range(4):
+        api.port(doomed["id"], labels={"app": "db" if i % 2 else "web"})
+    relabelled = [api.port(kept["id"], labels={"app": "web"}) for _ in range(3)]
+    web = {"name": unique("web"), "selector": {"app": "web"},
+           "ingress": [{"action": "allow", "peers": [{"selector": {"app": "db"}}]}]}
+    policy = api.post("/v1/policies", web).get_json()
+
+    def call(c: ApiClient, i: int) -> Any:
+        if i == 0:
+            return c.delete(f"/v1/networks/{doomed['id']}?cascade=true")
+        if i < 4:
+            return c.patch(f"/v1/ports/{relabelled[i - 1]['id']}", {"labels": {"app": "db"}})
+        if i < 7:
+            return c.post(f"/v1/networks/{kept['id']}/ports",
+                          {"name": f"n{i}", "labels": {"app": "db" if i % 2 else "web"}})
+        if i == 7:
+            return c.patch(f"/v1/policies/{policy['id']}",
+                           {"egress": [{"action": "allow",
+                                        "peers": [{"selector": {"app": "web"}}]}]})
+        return c.post("/v1/policies", {"name": f"p{i}", "selector": {"app": "db"},
+                                        "ingress": [{"action": "allow", "peers": [
+                                            {"selector": {"app": "db"}}]}]})
+
+    responses = race([app, second_app], tenant, 10, call)
+    assert all(r.status_code < 300 for r in responses), \
+        [r.get_json() for r in responses if r.status_code >= 300][:2]
+    assert switch(nbctl, doomed["id"]) is None
+    _policy_rows_match_ports(api, nbctl)

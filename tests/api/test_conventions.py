@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import ApiClient, token, unique
-from nbhelpers import dhcp_rows, lsp, owned, switch, v4_dhcp_of_network
+
+from helpers.api import ApiClient, token, unique
+from helpers.nb import dhcp_rows, lsp, owned, switch, v4_dhcp_of_network
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "request_id", "errors"}
 

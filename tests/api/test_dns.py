@@ -7,9 +7,10 @@ import ipaddress
 from typing import Any
 
 import pytest
-from conftest import unique
-from nbhelpers import as_list, one_or_none, owned, owned_one, switch
-from problems import errors_of, names_field
+
+from helpers.api import unique
+from helpers.nb import as_list, one_or_none, owned, owned_one, switch
+from helpers.problems import errors_of, names_field
 
 MISSING = "00000000-0000-4000-8000-000000000000"
 

@@ -23,12 +23,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import ApiClient, unique
-from problems import errors_of, names_field
 
-from gateway.app import create_app
+from gateway.api import crud
+from gateway.app import create_app, monitored
 from gateway.config import Settings
+from gateway.kinds import KINDS
 from gateway.ovn import naming
+
+from helpers.api import ApiClient, unique
+from helpers.problems import errors_of, names_field
 
 PROBLEM = "application/problem+json"
 SKIP_METHODS = ("OPTIONS",)
@@ -37,40 +40,73 @@ SKIP_METHODS = ("OPTIONS",)
 @dataclass
 class TenantA:
     api: ApiClient
-    network: dict[str, Any]
-    port: dict[str, Any]
-    record: dict[str, Any]
-    policy: dict[str, Any]
+    resources: dict[str, dict[str, Any]]  # kind -> A's resource of that kind
     label: str
 
     @property
     def tenant(self) -> str:
         return self.api.tenant
 
+    @property
+    def network(self) -> dict[str, Any]:
+        return self.resources["network"]
+
+    @property
+    def port(self) -> dict[str, Any]:
+        return self.resources["port"]
+
+    @property
+    def record(self) -> dict[str, Any]:
+        return self.resources["dns-record"]
+
+    @property
+    def policy(self) -> dict[str, Any]:
+        return self.resources["policy"]
+
     def secrets(self) -> list[str]:
         """Strings that must never reach another tenant."""
-        return [self.network["id"], self.port["id"], self.record["id"], self.policy["id"],
-                self.network["name"], self.port["name"], self.record["name"],
-                self.policy["name"], self.label, self.port["mac"], self.network["dns_domain"],
-                self.tenant]
+        found = [value for doc in self.resources.values() for value in (doc["id"], doc["name"])]
+        return [*found, self.label, self.port["mac"], self.network["dns_domain"], self.tenant]
+
+    def with_ids(self, body: Any) -> Any:
+        """An example body with the kinds' sample ids replaced by A's resources."""
+        text = json.dumps(body)
+        for kind in KINDS:
+            if kind.service.kind in self.resources:
+                text = text.replace(kind.example.sample_id,
+                                    self.resources[kind.service.kind]["id"])
+        return json.loads(text)
 
 
-# -- what the matrix needs to know about each endpoint ----------------------------------
+# -- what the matrix needs to know about each endpoint: from the kind registry ----------
 
-# Path variable -> A's value for it. Add one line per new kind of id.
+def _collection(kind: crud.Kind[Any]) -> str:
+    return kind.location.removesuffix("/{id}")
+
+
+def _rule_of(path: str) -> str:
+    """An example's create path as its URL rule: sample ids become path variables."""
+    for kind in KINDS:
+        path = path.replace(kind.example.sample_id, f"<uuid:{kind.path_var}>")
+    return path
+
+
+def _fresh(body: dict[str, Any]) -> dict[str, Any]:
+    return {**body, "name": unique(body["name"])}
+
+
+# Path variable -> A's value for it.
 A_VALUES: dict[str, Callable[[TenantA], str]] = {
-    "network_id": lambda a: a.network["id"],
-    "port_id": lambda a: a.port["id"],
-    "record_id": lambda a: a.record["id"],
-    "policy_id": lambda a: a.policy["id"],
+    **{kind.path_var: (lambda a, k=kind: a.resources[k.service.kind]["id"]) for kind in KINDS},
     "tenant": lambda a: a.tenant,
 }
 # Endpoints only admins may call at all: B gets 403 whatever the tenant in the path.
 ADMIN_ONLY_PREFIXES = ("/v1/tenants/",)
 # A valid body for POST on an item URL (a create below another resource).
 ITEM_POST_BODIES: dict[str, Callable[[TenantA], dict[str, Any]]] = {
-    "/v1/networks/<uuid:network_id>/ports": lambda a: {"name": unique("p"),
-                                                       "description": "from b"},
+    _rule_of(kind.example.path): (lambda a, k=kind: {**_fresh(k.example.body),
+                                                      "description": "from b"})
+    for kind in KINDS if kind.example.path
 }
 # A valid PATCH body; the default suits every resource (all have `description`).
 PATCH_BODIES: dict[str, Callable[[TenantA], dict[str, Any]]] = {
@@ -80,36 +116,26 @@ DEFAULT_PATCH: Callable[[TenantA], dict[str, Any]] = lambda a: {"description": "
 # A valid body for POST on a collection (made by B in its own tenant), and the fields of
 # such a body that may name another resource: (field, body referencing A's resource).
 CREATE_BODIES: dict[str, Callable[[], dict[str, Any]]] = {
-    "/v1/networks": lambda: {"name": unique("n"), "cidr": "10.99.0.0/24"},
-    "/v1/dns-records": lambda: {"name": unique("r"), "fqdn": unique("h") + ".b.example",
-                                "ips": ["10.99.0.5"]},
-    "/v1/policies": lambda: {"name": unique("pol"), "selector": {}},
+    _collection(kind): (lambda k=kind: _fresh(k.example.body))
+    for kind in KINDS if not kind.example.path
 }
 CREATE_REFERENCES: dict[str, list[tuple[str, Callable[[TenantA], dict[str, Any]]]]] = {
-    "/v1/networks": [],
-    "/v1/dns-records": [("networks", lambda a: {"networks": [a.network["id"]]})],
-    "/v1/policies": [
-        ("networks", lambda a: {"networks": [a.network["id"]]}),
-        ("ingress", lambda a: {"ingress": [{"action": "allow",
-                                            "peers": [{"network": a.network["id"]}]}]}),
-        ("egress", lambda a: {"egress": [{"action": "deny",
-                                          "peers": [{"network": a.network["id"]}]}]}),
-    ],
+    _collection(kind): [(field, lambda a, f=fragment: a.with_ids(f))
+                        for field, fragment in kind.example.references]
+    for kind in KINDS if not kind.example.path
 }
 # Query appended when an admin deletes through a rule (networks with ports need cascade).
-ADMIN_DELETE_QUERY = {"/v1/networks/<uuid:network_id>": "?cascade=true"}
+ADMIN_DELETE_QUERY = {
+    f"{_collection(kind)}/<uuid:{kind.path_var}>": "?cascade=true"
+    for kind in KINDS if kind.delete_query is not None}
 # Extra filters per list that could select A's resources.
 LIST_QUERIES: dict[str, Callable[[TenantA], list[str]]] = {
     "/v1/dns-records": lambda a: [f"?fqdn={a.record['fqdn']}",
                                   f"?fqdn=db.{a.network['dns_domain']}"],
 }
 # Lists whose admin view with ?tenant=A must contain this resource of A.
-LIST_SHOWS = {
-    "/v1/networks": lambda a: a.network["id"],
-    "/v1/ports": lambda a: a.port["id"],
-    "/v1/dns-records": lambda a: a.record["id"],
-    "/v1/policies": lambda a: a.policy["id"],
-}
+LIST_SHOWS = {_collection(kind): (lambda a, k=kind: a.resources[k.service.kind]["id"])
+              for kind in KINDS}
 
 
 # -- the URL map ------------------------------------------------------------------------
@@ -225,7 +251,17 @@ def tenant_a(client: Any) -> TenantA:
                      "protocol": "tcp", "ports": [80]}],
         "egress": [{"action": "deny", "peers": [{"selector": {"iso": label}}]}]})
     assert resp.status_code == 201, resp.get_json()
-    return TenantA(api, net, port, record, resp.get_json(), label)
+    a = TenantA(api, {"network": net, "port": port, "dns-record": record,
+                      "policy": resp.get_json()}, label)
+    for kind in KINDS:  # every other kind, from its registered example
+        if kind.service.kind not in a.resources:
+            body = a.with_ids({**_fresh(kind.example.body), "labels": {"iso": label}})
+            for _, fragment in kind.example.references:
+                body.update(a.with_ids(fragment))
+            resp = api.post(a.with_ids(kind.example.path or _collection(kind)), body)
+            assert resp.status_code == 201, (kind.service.kind, resp.get_json())
+            a.resources[kind.service.kind] = resp.get_json()
+    return a
 
 
 @pytest.fixture
@@ -246,17 +282,12 @@ def snapshot(a: TenantA, nbctl: Any) -> dict[str, Any]:
     A's lists, and every OVN row stamped with A's tenant in every table the gateway
     writes, plus the rows of A's network and port by name."""
     owned = f'external_ids:"{naming.TENANT}"="{a.tenant}"'
-    rows = {table: _rows(nbctl, table, owned) for table in naming.TABLES}
+    rows = {table: _rows(nbctl, table, owned) for table in monitored().tables}
     return {
-        "network": a.api.get(f"/v1/networks/{a.network['id']}").get_json(),
-        "port": a.api.get(f"/v1/ports/{a.port['id']}").get_json(),
-        "record": a.api.get(f"/v1/dns-records/{a.record['id']}").get_json(),
-        "policy": a.api.get(f"/v1/policies/{a.policy['id']}").get_json(),
+        **{kind.service.kind: a.api.get(kind.location.format(
+            id=a.resources[kind.service.kind]["id"])).get_json() for kind in KINDS},
+        **{_collection(kind): a.api.get(_collection(kind)).get_json() for kind in KINDS},
         "rules": a.api.get(f"/v1/policies/{a.policy['id']}/rules").get_json(),
-        "networks": a.api.get("/v1/networks").get_json(),
-        "ports": a.api.get("/v1/ports").get_json(),
-        "records": a.api.get("/v1/dns-records").get_json(),
-        "policies": a.api.get("/v1/policies").get_json(),
         "rows": rows,
         "ls": _rows(nbctl, "Logical_Switch", f"name={naming.switch_name(a.network['id'])}"),
         "lsp": _rows(nbctl, "Logical_Switch_Port", f"name={a.port['id']}"),

@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from nbhelpers import lsp
 
 from gateway.ovn.connection import Northbound
+
+from helpers.nb import lsp
 
 
 @pytest.fixture

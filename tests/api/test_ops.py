@@ -7,7 +7,7 @@ import dataclasses
 import time
 from typing import Any
 
-from gateway.app import create_app
+from gateway.app import create_app, monitored
 from gateway.config import Settings
 from gateway.ovn.connection import Northbound
 
@@ -68,7 +68,7 @@ def test_stopping_during_startup_never_raises_and_leaves_no_thread(settings: Set
     # stop() may come at any moment of the background connect (a worker shutting down
     # early); it must neither raise nor leave an IDL thread running.
     for delay in (0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3):
-        nb = Northbound(settings)
+        nb = Northbound(settings, monitored())
         nb.start()
         time.sleep(delay)
         nb.stop()

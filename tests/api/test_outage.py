@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SECRET, ApiClient, unique
-from waiting import wait_until
 
 from gateway import sandbox
 from gateway.config import Settings
+
+from helpers.api import SECRET, ApiClient, unique
+from helpers.waiting import wait_until
 
 BOUND = 10.0  # no request may take longer than this, whatever the database does
 

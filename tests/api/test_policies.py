@@ -10,13 +10,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from conftest import ApiClient, unique
-from matchtokens import only_generated_tokens
-from nbhelpers import PREFIX, _decode, as_list, lsp, owned, owned_one, rows
-from problems import errors_of, names_field
-from waiting import wait_until
 
 from gateway.services.policy_compiler import selector_key
+
+from helpers.api import ApiClient, unique
+from helpers.matchtokens import only_generated_tokens
+from helpers.nb import PREFIX, _decode, as_list, lsp, owned, owned_one, rows
+from helpers.problems import errors_of, names_field
+from helpers.waiting import wait_until
 
 MISSING = "00000000-0000-4000-8000-000000000000"
 DB = {"app": "db"}

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import unique
-from nbhelpers import as_list, dhcp_row, dhcp_rows, lsp, switch, v4_dhcp_of_network
-from problems import errors_of, names_field
-from waiting import wait_until
+
+from helpers.api import unique
+from helpers.nb import as_list, dhcp_row, dhcp_rows, lsp, switch, v4_dhcp_of_network
+from helpers.problems import errors_of, names_field
+from helpers.waiting import wait_until
 
 
 def _ovn_port(nbctl: Any, port_id: str) -> dict[str, Any]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import ApiClient, unique
-from problems import errors_of
 
 from gateway.config import DEFAULT_QUOTAS
+
+from helpers.api import ApiClient, unique
+from helpers.problems import errors_of
 
 FAMILIES = set(DEFAULT_QUOTAS)
 

@@ -30,12 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SECRET, ApiClient, unique
-from nbhelpers import PREFIX, as_list, rows, switch
-from waiting import wait_until
 
 from gateway.config import Settings
-from gateway.sandbox_process import SandboxError, _exe, _run, alive
+from gateway.sandbox.process import SandboxError, alive, find_program, run_tool
+
+from helpers.api import SECRET, ApiClient, unique
+from helpers.nb import PREFIX, as_list, rows, switch
+from helpers.waiting import wait_until
 
 SCHEMA = Path("/usr/share/ovn/ovn-nb.ovsschema")
 DATABASE = "OVN_Northbound"
@@ -51,7 +52,7 @@ RETRY_SLEEP = 0.2
 
 def _installed(program: str) -> bool:
     try:
-        _exe(program)
+        find_program(program)
     except SandboxError:
         return False
     return True
@@ -112,12 +113,12 @@ class Member:
         return pid if comm == "ovsdb-server" and alive(pid) else None
 
     def start(self) -> None:
-        _run("ovsdb-server", "--detach", "--no-chdir",
-             f"--pidfile={self.path('pid')}", f"--log-file={self.path('log')}",
-             f"--unixctl={self.path('ctl')}",
-             f"--remote=punix:{self.path('sock')}",
-             f"--remote=ptcp:{self.client_port}:127.0.0.1",
-             str(self.path("db")))
+        run_tool("ovsdb-server", "--detach", "--no-chdir",
+                 f"--pidfile={self.path('pid')}", f"--log-file={self.path('log')}",
+                 f"--unixctl={self.path('ctl')}",
+                 f"--remote=punix:{self.path('sock')}",
+                 f"--remote=ptcp:{self.client_port}:127.0.0.1",
+                 str(self.path("db")))
         assert self.pid() is not None, f"ovsdb-server nb{self.n} exited; see {self.path('log')}"
 
     def kill(self) -> int:
@@ -145,8 +146,8 @@ class Member:
     def status(self) -> dict[str, str]:
         """`cluster/status` as a dict of its "Key: value" lines ({} when it cannot answer)."""
         try:
-            out = _run("ovs-appctl", "--timeout=5", "-t", str(self.path("ctl")),
-                       "cluster/status", DATABASE, timeout=10)
+            out = run_tool("ovs-appctl", "--timeout=5", "-t", str(self.path("ctl")),
+                           "cluster/status", DATABASE, timeout=10)
         except SandboxError:  # it also reports timeouts
             return {}
         return dict(re.findall(r"^([A-Z][A-Za-z ]*): (.*)$", out, re.MULTILINE))
@@ -163,10 +164,10 @@ class Cluster:
 
     def create(self) -> None:
         first, *others = self.members
-        _run("ovsdb-tool", "create-cluster", str(first.path("db")), str(SCHEMA), first.raft)
+        run_tool("ovsdb-tool", "create-cluster", str(first.path("db")), str(SCHEMA), first.raft)
         for member in others:
-            _run("ovsdb-tool", "join-cluster", str(member.path("db")), DATABASE, member.raft,
-                 first.raft)
+            run_tool("ovsdb-tool", "join-cluster", str(member.path("db")), DATABASE, member.raft,
+                     first.raft)
         for member in self.members:
             member.start()
         _until(self.settled, CLUSTER_READY, "a 3-member cluster with a leader")
@@ -231,8 +232,8 @@ def gateway_app(cluster: Cluster) -> Iterator[Any]:
 
 def _nbctl(remotes: str, *options: str) -> Callable[..., str]:
     def run(*args: str) -> str:
-        return _run("ovn-nbctl", f"--db={remotes}", "--timeout=10", *options, *args,
-                    timeout=20)
+        return run_tool("ovn-nbctl", f"--db={remotes}", "--timeout=10", *options, *args,
+                        timeout=20)
     return run
 
 

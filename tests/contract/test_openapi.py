@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 import schemathesis
 import yaml
-from conftest import token, unique
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from openapi_spec_validator import validate
@@ -38,6 +37,8 @@ from schemathesis.specs.openapi.checks import (
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.openapi import document, to_yaml
+
+from helpers.api import token, unique
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKED_IN = ROOT / "openapi" / "openapi.yaml"

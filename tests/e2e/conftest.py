@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dphelpers import SECRET, ApiClient, Hosts, ctl, unique
 
 from gateway import sandbox
+
+from helpers.api import SECRET, ApiClient, unique
+from helpers.dataplane import Hosts, ctl
 
 _NEEDED = ("ovsdb-server", "ovn-northd", "ovs-vswitchd", "ovn-controller", "ovs-vsctl",
            "ovn-nbctl", "ovn-sbctl", "ip", "ethtool", "busybox", "ping")
@@ -102,7 +104,7 @@ def _purge(api: Any) -> None:
 
 @pytest.fixture
 def new_tenant(dp_app: Any) -> Iterator[Callable[..., Any]]:
-    """new_tenant(prefix="tenant") -> an ApiClient (tests/conftest.py) of a fresh tenant."""
+    """new_tenant(prefix="tenant") -> an ApiClient (helpers.api) of a fresh tenant."""
     made: list[Any] = []
 
     def make(prefix: str = "tenant") -> Any:

@@ -11,11 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from dphelpers import Hosts, ctl
-from waiting import wait_until
 
-from gateway import hosts as sandbox_hosts
 from gateway import sandbox
+from gateway.sandbox import hosts as sandbox_hosts
+
+from helpers.dataplane import Hosts, ctl
+from helpers.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dphelpers import Hosts, host_addr, ip4, ping, tcp_reply
-from waiting import wait_until
+
+from helpers.dataplane import Hosts, host_addr, ip4, ping, tcp_reply
+from helpers.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 

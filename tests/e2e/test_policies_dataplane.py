@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dphelpers import Hosts, host_addr, ip4, ping, stays, tcp_reply
-from waiting import wait_until
 
 from gateway import sandbox
+
+from helpers.dataplane import Hosts, host_addr, ip4, ping, stays, tcp_reply
+from helpers.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 

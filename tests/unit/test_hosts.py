@@ -1,4 +1,4 @@
-"""Pure parts of gateway.hosts: names, MACs, addressing, and reading a port's MAC."""
+"""Pure parts of gateway.sandbox.hosts: names, MACs, addressing, and reading a port's MAC."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway import hosts, sandbox
+from gateway import sandbox
+from gateway.sandbox import hosts
 
 
 @pytest.mark.parametrize("name", ["a", "web-1", "db_2", "x" * 32])

@@ -12,9 +12,10 @@ import re
 from typing import Any
 
 import pytest
-from matchtokens import only_generated_tokens
 
 from gateway.services import policy_compiler as pc
+
+from helpers.matchtokens import only_generated_tokens
 
 PID = "3f2a9c1e-7b4d-4e8a-9c0f-1a2b3c4d5e6f"
 GROUP = "ovngw_p3f2a9c1e7b4d4e8a9c0f1a2b3c4d5e6f"

@@ -25,9 +25,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway import sandbox
-from gateway.sandbox import SandboxError
-from gateway.sandbox_process import _exe, _run
+from gateway.sandbox.lifecycle import BRIDGE, VSWITCHD, vsctl
+from gateway.sandbox.netns import (
+    HOSTS_FILE,
+    delete_netns,
+    existing_netns,
+    track_netns,
+    untrack_netns,
+)
+from gateway.sandbox.process import SandboxError, find_program, netns_name, prefix, run_tool
 
 IFACE = "eth0"  # the host's interface, inside its own namespace
 _IFNAMSIZ = 15  # interface names are at most 15 bytes
@@ -135,9 +141,9 @@ def parse_port_json(text: str) -> tuple[list[str], list[str]]:
 def port_mac(nb_db: str, port_name: str) -> str:
     """Ask the NB database (ovn-nbctl) for the MAC of logical switch port PORT_NAME."""
     try:
-        out = _run("ovn-nbctl", f"--db={nb_db}", "--timeout=10", "--format=json",
-                           "--columns=addresses,dynamic_addresses", "list",
-                           "Logical_Switch_Port", port_name, timeout=15)
+        out = run_tool("ovn-nbctl", f"--db={nb_db}", "--timeout=10", "--format=json",
+                       "--columns=addresses,dynamic_addresses", "list",
+                       "Logical_Switch_Port", port_name, timeout=15)
     except SandboxError as exc:
         raise HostError(f"logical switch port {port_name!r}: {exc}") from exc
     return mac_from_port_columns(*parse_port_json(out))
@@ -148,14 +154,14 @@ def port_mac(nb_db: str, port_name: str) -> str:
 
 def _load(dir: Path) -> dict[str, Host]:
     try:
-        raw = json.loads((dir / sandbox.HOSTS_FILE).read_text())
+        raw = json.loads((dir / HOSTS_FILE).read_text())
     except FileNotFoundError:
         return {}
     return {name: Host(**fields) for name, fields in raw.items()}
 
 
 def _save(dir: Path, hosts: dict[str, Host]) -> None:
-    path = dir / sandbox.HOSTS_FILE
+    path = dir / HOSTS_FILE
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps({n: asdict(h) for n, h in sorted(hosts.items())}, indent=1))
     tmp.replace(path)
@@ -176,7 +182,7 @@ def get_host(dir: Path, name: str) -> Host:
 
 
 def _ip(*args: str) -> None:
-    _run("ip", *args)
+    run_tool("ip", *args)
 
 
 def add_host(dir: Path, name: str, port_name: str, mac: str, ip_cidr: str | None = None,
@@ -193,7 +199,7 @@ def add_host(dir: Path, name: str, port_name: str, mac: str, ip_cidr: str | None
     validate_addressing(ip_cidr, gateway)
     if not port_name:
         raise HostError("a host needs the name of a logical switch port")
-    if sandbox._VSWITCHD.pid(dir) is None:
+    if VSWITCHD.pid(dir) is None:
         raise HostError(f"sandbox {dir} has no data plane running; start it with "
                         "dataplane=True (`ovn-nb-gateway sandbox start --dataplane`)")
     hosts = _load(dir)
@@ -202,16 +208,16 @@ def add_host(dir: Path, name: str, port_name: str, mac: str, ip_cidr: str | None
     peer = peer_name(name)
     if any(h.peer == peer for h in hosts.values()):
         raise HostError(f"host {name!r} would reuse interface name {peer}; pick another name")
-    box_ns = sandbox.netns_name(dir)
-    host = Host(name=name, netns=host_netns(sandbox.prefix(dir), name), iface=IFACE, peer=peer,
+    box_ns = netns_name(dir)
+    host = Host(name=name, netns=host_netns(prefix(dir), name), iface=IFACE, peer=peer,
                 port_name=port_name, mac=mac, ip_cidr=ip_cidr, gateway=gateway)
     ns = host.netns
     # Recorded before anything exists, so stop() cleans up after a failure half way.
-    sandbox.track_netns(dir, ns)
+    track_netns(dir, ns)
     hosts[name] = host
     _save(dir, hosts)
     try:
-        if ns not in sandbox.existing_netns():
+        if ns not in existing_netns():
             _ip("netns", "add", ns)
         # Both ends are born outside the root namespace: nothing ever appears there.
         _ip("-n", box_ns, "link", "add", "name", peer, "type", "veth",
@@ -220,16 +226,16 @@ def add_host(dir: Path, name: str, port_name: str, mac: str, ip_cidr: str | None
         _ip("-n", ns, "link", "set", "dev", IFACE, "address", mac)
         # Checksum offload would leave partial checksums that OVN's own responders (DHCP, DNS)
         # and the userspace datapath never complete: replies and some TCP get lost.
-        _run("ip", "netns", "exec", ns, _exe("ethtool"), "-K", IFACE, "tx", "off")
+        run_tool("ip", "netns", "exec", ns, find_program("ethtool"), "-K", IFACE, "tx", "off")
         _ip("-n", ns, "link", "set", "dev", IFACE, "up")
         if ip_cidr is not None:
             _ip("-n", ns, "addr", "add", ip_cidr, "dev", IFACE)
         if gateway is not None:
             _ip("-n", ns, "route", "add", "default", "via", gateway, "dev", IFACE)
         _ip("-n", box_ns, "link", "set", "dev", peer, "up")
-        sandbox._vsctl(dir, "--", "--may-exist", "add-port", sandbox.BRIDGE, peer,
-                       "--", "set", "Interface", peer,
-                       f"external_ids:iface-id={json.dumps(port_name)}")
+        vsctl(dir, "--", "--may-exist", "add-port", BRIDGE, peer,
+              "--", "set", "Interface", peer,
+              f"external_ids:iface-id={json.dumps(port_name)}")
     except SandboxError as exc:
         with contextlib.suppress(SandboxError):
             del_host(dir, name)
@@ -244,16 +250,16 @@ def del_host(dir: Path, name: str) -> bool:
     host = hosts.get(name)
     if host is None:
         return False
-    if sandbox._VSWITCHD.pid(dir) is not None:
-        sandbox._vsctl(dir, "--", "--if-exists", "del-port", sandbox.BRIDGE, host.peer)
-    box_ns = sandbox.netns_name(dir)
-    present = sandbox.existing_netns()
+    if VSWITCHD.pid(dir) is not None:
+        vsctl(dir, "--", "--if-exists", "del-port", BRIDGE, host.peer)
+    box_ns = netns_name(dir)
+    present = existing_netns()
     if box_ns in present:
         with contextlib.suppress(SandboxError):  # gone already when the host ns was deleted
             _ip("-n", box_ns, "link", "del", "dev", host.peer)
     if host.netns in present:
-        sandbox.delete_netns(host.netns)
-    sandbox.untrack_netns(dir, host.netns)
+        delete_netns(host.netns)
+    untrack_netns(dir, host.netns)
     del hosts[name]
     _save(dir, hosts)
     return True
@@ -263,7 +269,7 @@ def _in_host(dir: Path, name: str, argv: list[str]) -> list[str]:
     if not argv:
         raise HostError("no command given")
     host = get_host(dir, name)
-    return [_exe("ip"), "netns", "exec", host.netns, *argv]
+    return [find_program("ip"), "netns", "exec", host.netns, *argv]
 
 
 def exec_in_host(dir: Path, name: str, argv: list[str], timeout: float | None = 30.0,

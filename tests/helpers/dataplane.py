@@ -1,18 +1,15 @@
-"""Helpers of the data-plane tests (a module of its own: `conftest` names are ambiguous)."""
+"""Helpers of the data-plane tests: hosts on a sandbox, and probes between them."""
 
 from __future__ import annotations
 
-import importlib.util
 import ipaddress
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from gateway import hosts as sandbox_hosts
+from gateway.sandbox import hosts as sandbox_hosts
 
 
 def ctl(program: str, db: str, *args: str) -> str:
@@ -55,30 +52,7 @@ class Hosts:
             sandbox_hosts.del_host(self.dir, name)
 
 
-# --- the gateway API on a data-plane sandbox ----------------------------------------------------
-
-
-def _root_conftest() -> ModuleType:
-    """tests/conftest.py (ApiClient, token, unique, SECRET) under a name of its own.
-
-    Inside tests/e2e the module name `conftest` is this folder's conftest, so the shared
-    helpers are loaded from their file rather than imported by name.
-    """
-    name = "_ovngw_tests_root_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).resolve().parents[1] / "conftest.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_shared = _root_conftest()
-ApiClient = _shared.ApiClient
-SECRET: str = _shared.SECRET
-unique: Callable[..., str] = _shared.unique
+# --- probes between hosts -----------------------------------------------------------------------
 
 
 def stays(check: Callable[[], Any], seconds: float, interval: float = 0.3) -> bool:

@@ -21,33 +21,22 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.sandbox_netns import (
-    HOSTS_FILE,
-    NETNS_FILE,
-    _ensure_netns,
-    _remove_netns,
-    delete_netns,
-    existing_netns,
-    track_netns,
-    tracked_netns,
-    untrack_netns,
-)
-from gateway.sandbox_process import (
-    _HINT,
-    _STOP_TIMEOUT,
+from gateway.sandbox.netns import HOSTS_FILE, ensure_netns, remove_tracked_netns, tracked_netns
+from gateway.sandbox.process import (
+    INSTALL_HINT,
+    STOP_TIMEOUT,
+    Daemon,
     SandboxError,
-    _check_port_free,
-    _create_db,
-    _Daemon,
-    _exe,
-    _run,
-    _unix_path,
-    _wait_connectable,
-    _wait_gone,
     alive,
+    check_port_free,
+    create_db,
+    find_program,
     netns_name,
-    prefix,
+    run_tool,
     system_id,
+    unix_path,
+    wait_connectable,
+    wait_gone,
 )
 
 NB_SCHEMA = Path("/usr/share/ovn/ovn-nb.ovsschema")
@@ -57,14 +46,6 @@ _DP_HINT = ("run scripts/bootstrap.sh (Debian packages ovn-central, ovn-host, "
             "openvswitch-switch, iproute2)")
 _CHASSIS_TIMEOUT = 30.0
 _VSCTL_TIMEOUT = 20  # seconds ovs-vsctl waits for ovs-vswitchd to apply a change
-
-# The sandbox's interface; the namespace and process helpers live in sandbox_netns and
-# sandbox_process, and the names users of this module need are re-exported here.
-__all__ = [
-    "BRIDGE", "EXTERNAL_BRIDGE", "HOSTS_FILE", "NETNS_FILE", "PHYSNET", "Sandbox",
-    "SandboxError", "delete_netns", "existing_netns", "netns_name", "prefix", "start",
-    "status", "stop", "system_id", "track_netns", "tracked_netns", "untrack_netns",
-]
 
 BRIDGE = "br-int"
 EXTERNAL_BRIDGE = "br-ex"
@@ -82,35 +63,35 @@ class Sandbox:
     dataplane: bool = False
 
 
-_NB = _Daemon("nb", "ovsdb-server")
-_SB = _Daemon("sb", "ovsdb-server")
-_NORTHD = _Daemon("northd", "ovn-northd")
-_VSDB = _Daemon("vswitch-db", "ovsdb-server")
-_VSWITCHD = _Daemon("vswitchd", "ovs-vswitchd", in_netns=True)
-_CONTROLLER = _Daemon("controller", "ovn-controller", in_netns=True, unixctl=False)
+_NB = Daemon("nb", "ovsdb-server")
+_SB = Daemon("sb", "ovsdb-server")
+_NORTHD = Daemon("northd", "ovn-northd")
+_VSDB = Daemon("vswitch-db", "ovsdb-server")
+VSWITCHD = Daemon("vswitchd", "ovs-vswitchd", in_netns=True)
+_CONTROLLER = Daemon("controller", "ovn-controller", in_netns=True, unixctl=False)
 # In start order; stop() walks this backwards: dependents go first.
-_DAEMONS: tuple[_Daemon, ...] = (_NB, _SB, _NORTHD, _VSDB, _VSWITCHD, _CONTROLLER)
+_DAEMONS: tuple[Daemon, ...] = (_NB, _SB, _NORTHD, _VSDB, VSWITCHD, _CONTROLLER)
 _DATAPLANE = _DAEMONS[1:]
 
 
 def _tcp_ports(dir: Path) -> set[int]:
     """Ports of the running NB server's ptcp remotes, asked of it rather than remembered."""
-    out = _run("ovs-appctl", "-t", str(_NB.ctl(dir)), "ovsdb-server/list-remotes")
+    out = run_tool("ovs-appctl", "-t", str(_NB.ctl(dir)), "ovsdb-server/list-remotes")
     return {int(r.split(":")[1]) for r in out.split() if r.startswith("ptcp:")}
 
 
 # --- the data plane ----------------------------------------------------------------------------
 
 
-def _vsctl(dir: Path, *args: str, wait: bool = True) -> str:
+def vsctl(dir: Path, *args: str, wait: bool = True) -> str:
     db = f"unix:{dir / 'db.sock'}"
     flags = [f"--timeout={_VSCTL_TIMEOUT}"] if wait else ["--no-wait"]
-    return _run("ovs-vsctl", f"--db={db}", *flags, *args, timeout=_VSCTL_TIMEOUT + 5)
+    return run_tool("ovs-vsctl", f"--db={db}", *flags, *args, timeout=_VSCTL_TIMEOUT + 5)
 
 
 def _chassis_registered(dir: Path) -> bool:
-    out = _run("ovn-sbctl", f"--db=unix:{dir / 'sb.sock'}", "--timeout=5", "--bare",
-               "--columns=name", "find", "Chassis", f"name={system_id(dir)}", timeout=10)
+    out = run_tool("ovn-sbctl", f"--db=unix:{dir / 'sb.sock'}", "--timeout=5", "--bare",
+                   "--columns=name", "find", "Chassis", f"name={system_id(dir)}", timeout=10)
     return out.strip() == system_id(dir)
 
 
@@ -119,34 +100,34 @@ def _start_dataplane(dir: Path, nb_sock: str) -> str:
     for program in ("ovn-northd", "ovs-vswitchd", "ovn-controller", "ovs-vsctl", "ovn-sbctl",
                     "ip"):
         try:
-            _exe(program)
+            find_program(program)
         except SandboxError:
             raise SandboxError(f"{program} is not installed; {_DP_HINT}") from None
     if os.geteuid() != 0:
         raise SandboxError("the data plane needs root (network namespaces, veths, a switch)")
-    sb_sock = _unix_path(dir / "sb.sock")
-    vs_sock = _unix_path(dir / "db.sock")
+    sb_sock = unix_path(dir / "sb.sock")
+    vs_sock = unix_path(dir / "db.sock")
     # Sockets the daemons create themselves; the pid has at most 7 digits.
     for extra in ("ovn-controller.4194304.ctl", f"{BRIDGE}.snoop", f"{EXTERNAL_BRIDGE}.snoop",
                   *(f"{d.name}.ctl" for d in _DATAPLANE if d.unixctl)):
-        _unix_path(dir / extra)
+        unix_path(dir / extra)
 
     # The southbound database and ovn-northd, in the root namespace.
     pid = _SB.pid(dir)
     if pid is None:
-        _create_db(dir / "sb.db", SB_SCHEMA, _DP_HINT)
+        create_db(dir / "sb.db", SB_SCHEMA, _DP_HINT)
         pid = _SB.launch(dir, f"--remote=punix:{sb_sock}", str(dir / "sb.db"))
-    _wait_connectable(socket.AF_UNIX, sb_sock, pid)
+    wait_connectable(socket.AF_UNIX, sb_sock, pid)
     if _NORTHD.pid(dir) is None:
         _NORTHD.launch(dir, f"--ovnnb-db=unix:{nb_sock}", f"--ovnsb-db=unix:{sb_sock}")
 
     # Open vSwitch: its database in the root namespace, the switch in the sandbox's.
-    _ensure_netns(dir, netns_name(dir))
+    ensure_netns(dir, netns_name(dir))
     pid = _VSDB.pid(dir)
     if pid is None:
-        _create_db(dir / "conf.db", VSWITCH_SCHEMA, _DP_HINT)
+        create_db(dir / "conf.db", VSWITCH_SCHEMA, _DP_HINT)
         pid = _VSDB.launch(dir, f"--remote=punix:{vs_sock}", str(dir / "conf.db"))
-    _wait_connectable(socket.AF_UNIX, vs_sock, pid)
+    wait_connectable(socket.AF_UNIX, vs_sock, pid)
     ids = {
         "system-id": system_id(dir),
         "hostname": system_id(dir),
@@ -158,17 +139,17 @@ def _start_dataplane(dir: Path, nb_sock: str) -> str:
         "ovn-bridge-mappings": f"{PHYSNET}:{EXTERNAL_BRIDGE}",
         "ovn-cms-options": "enable-chassis-as-gw",
     }
-    _vsctl(dir, "init", "--", "set", "Open_vSwitch", ".",
-           *(f"external_ids:{k}={json.dumps(v)}" for k, v in ids.items()), wait=False)
-    if _VSWITCHD.pid(dir) is None:
-        _VSWITCHD.launch(dir, f"unix:{vs_sock}")
+    vsctl(dir, "init", "--", "set", "Open_vSwitch", ".",
+          *(f"external_ids:{k}={json.dumps(v)}" for k, v in ids.items()), wait=False)
+    if VSWITCHD.pid(dir) is None:
+        VSWITCHD.launch(dir, f"unix:{vs_sock}")
     # Without --no-wait, ovs-vsctl returns once ovs-vswitchd has created the bridges.
-    _vsctl(dir,
-           "--", "--may-exist", "add-br", BRIDGE,
-           "--", "set", "Bridge", BRIDGE, "datapath_type=netdev", "fail-mode=secure",
-           "other-config:disable-in-band=true",
-           "--", "--may-exist", "add-br", EXTERNAL_BRIDGE,
-           "--", "set", "Bridge", EXTERNAL_BRIDGE, "datapath_type=netdev")
+    vsctl(dir,
+          "--", "--may-exist", "add-br", BRIDGE,
+          "--", "set", "Bridge", BRIDGE, "datapath_type=netdev", "fail-mode=secure",
+          "other-config:disable-in-band=true",
+          "--", "--may-exist", "add-br", EXTERNAL_BRIDGE,
+          "--", "set", "Bridge", EXTERNAL_BRIDGE, "datapath_type=netdev")
 
     controller = _CONTROLLER.pid(dir)
     if controller is None:
@@ -204,23 +185,23 @@ def start(dir: Path, tcp_port: int | None = None, dataplane: bool = False) -> Sa
         raise SandboxError(f"tcp_port must be 1-65535, not {tcp_port}")
     dir = dir.resolve()
     dir.mkdir(parents=True, exist_ok=True)
-    nb_sock = _unix_path(dir / "nb.sock")
+    nb_sock = unix_path(dir / "nb.sock")
     remote = f"ptcp:{tcp_port}:127.0.0.1"  # loopback only: this database has no auth
     pid = _NB.pid(dir)
     if pid is None:
-        _create_db(dir / "nb.db", NB_SCHEMA, _HINT)
+        create_db(dir / "nb.db", NB_SCHEMA, INSTALL_HINT)
         tcp_args = []
         if tcp_port is not None:
-            _check_port_free(tcp_port)
+            check_port_free(tcp_port)
             tcp_args = [f"--remote={remote}"]
         pid = _NB.launch(dir, f"--remote=punix:{nb_sock}", *tcp_args, str(dir / "nb.db"))
     elif tcp_port is not None and tcp_port not in _tcp_ports(dir):
         # Converge rather than fail: the running server gains the tcp remote asked for.
-        _check_port_free(tcp_port)
-        _run("ovs-appctl", "-t", str(_NB.ctl(dir)), "ovsdb-server/add-remote", remote)
-    _wait_connectable(socket.AF_UNIX, nb_sock, pid)
+        check_port_free(tcp_port)
+        run_tool("ovs-appctl", "-t", str(_NB.ctl(dir)), "ovsdb-server/add-remote", remote)
+    wait_connectable(socket.AF_UNIX, nb_sock, pid)
     if tcp_port is not None:
-        _wait_connectable(socket.AF_INET, ("127.0.0.1", tcp_port), pid)
+        wait_connectable(socket.AF_INET, ("127.0.0.1", tcp_port), pid)
     nb_tcp = None if tcp_port is None else f"tcp:127.0.0.1:{tcp_port}"
     if dataplane:
         _start_dataplane(dir, nb_sock)
@@ -230,16 +211,16 @@ def start(dir: Path, tcp_port: int | None = None, dataplane: bool = False) -> Sa
 
 
 def _stop_vswitchd(dir: Path) -> bool:
-    pid = _VSWITCHD.pid(dir)
+    pid = VSWITCHD.pid(dir)
     if pid is None:
         return False
     # A plain SIGTERM leaves the userspace datapath's tap devices behind.
     with contextlib.suppress(SandboxError):
-        _run("ovs-appctl", "--timeout=5", "-t", str(_VSWITCHD.ctl(dir)), "exit", "--cleanup",
-             timeout=10)
-    if not _wait_gone(pid, _STOP_TIMEOUT):
-        _VSWITCHD.stop(dir)
-    _VSWITCHD.pidfile(dir).unlink(missing_ok=True)
+        run_tool("ovs-appctl", "--timeout=5", "-t", str(VSWITCHD.ctl(dir)), "exit", "--cleanup",
+                 timeout=10)
+    if not wait_gone(pid, STOP_TIMEOUT):
+        VSWITCHD.stop(dir)
+    VSWITCHD.pidfile(dir).unlink(missing_ok=True)
     return True
 
 
@@ -247,8 +228,8 @@ def stop(dir: Path) -> bool:
     """Stop every daemon of the sandbox by its pidfile, in reverse start order, then delete
     the network namespaces it created (its hosts' and its own); True if any was running."""
     dir = dir.resolve()
-    stopped = [_stop_vswitchd(dir) if d is _VSWITCHD else d.stop(dir) for d in reversed(_DAEMONS)]
-    stopped.append(_remove_netns(dir))
+    stopped = [_stop_vswitchd(dir) if d is VSWITCHD else d.stop(dir) for d in reversed(_DAEMONS)]
+    stopped.append(remove_tracked_netns(dir))
     return any(stopped)
 
 

@@ -21,29 +21,29 @@ from pathlib import Path
 
 _UNIX_PATH_MAX = 107  # sun_path is 108 bytes including the terminating NUL
 _READY_TIMEOUT = 10.0
-_STOP_TIMEOUT = 5.0
-_HINT = "run scripts/bootstrap.sh (Debian packages ovn-central, openvswitch-switch)"
+STOP_TIMEOUT = 5.0
+INSTALL_HINT = "run scripts/bootstrap.sh (Debian packages ovn-central, openvswitch-switch)"
 
 
 class SandboxError(Exception):
     """The sandbox could not be started or inspected."""
 
 
-def _exe(program: str) -> str:
+def find_program(program: str) -> str:
     # Debian puts ovsdb-server in /usr/sbin, which a non-root PATH often lacks.
     found = shutil.which(program) or shutil.which(program, path="/usr/sbin:/usr/bin:/sbin")
     if found is None:
-        raise SandboxError(f"{program} is not installed; {_HINT}")
+        raise SandboxError(f"{program} is not installed; {INSTALL_HINT}")
     return found
 
 
-def _run(*argv: str, env: Mapping[str, str] | None = None, timeout: float = 30) -> str:
+def run_tool(*argv: str, env: Mapping[str, str] | None = None, timeout: float = 30) -> str:
     """Run a tool to completion and return its stdout; failure raises SandboxError."""
     # Output goes to files, not pipes: a detaching daemon that held a pipe open would hang us.
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         try:
             rc = subprocess.run(
-                [_exe(argv[0]), *argv[1:]],
+                [find_program(argv[0]), *argv[1:]],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=timeout, check=False,
                 env=None if env is None else {**os.environ, **env},
             ).returncode
@@ -57,7 +57,7 @@ def _run(*argv: str, env: Mapping[str, str] | None = None, timeout: float = 30) 
         return out.read().decode(errors="replace")
 
 
-def _unix_path(path: Path) -> str:
+def unix_path(path: Path) -> str:
     if len(os.fsencode(path)) > _UNIX_PATH_MAX:
         raise SandboxError(
             f"socket path {str(path)!r} exceeds the AF_UNIX limit of {_UNIX_PATH_MAX} bytes; "
@@ -76,14 +76,14 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
 
-def _wait_gone(pid: int, timeout: float) -> bool:
+def wait_gone(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     return not alive(pid)
 
 
-def _terminate(pids: Iterable[int], timeout: float = 2.0) -> None:
+def terminate_pids(pids: Iterable[int], timeout: float = 2.0) -> None:
     """SIGTERM the given pids, then SIGKILL whatever is still alive after TIMEOUT."""
     pids = [p for p in pids if p != os.getpid()]
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -128,7 +128,7 @@ def _rundir_env(dir: Path) -> dict[str, str]:
     return {"OVS_RUNDIR": str(dir), "OVN_RUNDIR": str(dir)}
 
 @dataclass(frozen=True)
-class _Daemon:
+class Daemon:
     """One OVS/OVN daemon of a sandbox, with NAME.pid, NAME.log and NAME.ctl in the folder."""
 
     name: str
@@ -163,11 +163,11 @@ class _Daemon:
             f"--log-file={self.log(dir)}",
         ]
         if self.unixctl:
-            argv.append(f"--unixctl={_unix_path(self.ctl(dir))}")
+            argv.append(f"--unixctl={unix_path(self.ctl(dir))}")
         argv += args
         if self.in_netns:
-            argv = ["ip", "netns", "exec", netns_name(dir), _exe(self.program), *argv[1:]]
-        _run(*argv, env=_rundir_env(dir))
+            argv = ["ip", "netns", "exec", netns_name(dir), find_program(self.program), *argv[1:]]
+        run_tool(*argv, env=_rundir_env(dir))
         pid = self.pid(dir)
         if pid is None:
             raise SandboxError(f"{self.program} exited at once; see {self.log(dir)}")
@@ -177,7 +177,7 @@ class _Daemon:
         pid = self.pid(dir)
         if pid is None:
             return False
-        deadline = time.monotonic() + _STOP_TIMEOUT
+        deadline = time.monotonic() + STOP_TIMEOUT
         for sig in (signal.SIGTERM, signal.SIGKILL):
             with contextlib.suppress(ProcessLookupError):  # it may exit between check and kill
                 os.kill(pid, sig)
@@ -191,7 +191,7 @@ class _Daemon:
         return True
 
 
-def _wait_connectable(family: int, address: str | tuple[str, int], pid: int) -> None:
+def wait_connectable(family: int, address: str | tuple[str, int], pid: int) -> None:
     deadline = time.monotonic() + _READY_TIMEOUT
     while True:
         with socket.socket(family, socket.SOCK_STREAM) as sock:
@@ -205,7 +205,7 @@ def _wait_connectable(family: int, address: str | tuple[str, int], pid: int) -> 
         time.sleep(0.05)
 
 
-def _check_port_free(port: int) -> None:
+def check_port_free(port: int) -> None:
     # ovsdb-server only logs a failed bind and keeps running, and the readiness probe would
     # then reach whoever holds the port: refuse a taken port up front instead.
     with socket.socket() as sock:
@@ -216,7 +216,7 @@ def _check_port_free(port: int) -> None:
             raise SandboxError(f"tcp port {port} on 127.0.0.1 is not free: {exc}") from exc
 
 
-def _create_db(db: Path, schema: Path, hint: str) -> None:
+def create_db(db: Path, schema: Path, hint: str) -> None:
     if db.exists():
         return
     if not schema.exists():
@@ -224,5 +224,5 @@ def _create_db(db: Path, schema: Path, hint: str) -> None:
     # Create under a temporary name so an interrupted create never leaves a broken db.
     tmp = db.with_name(db.name + ".tmp")
     tmp.unlink(missing_ok=True)
-    _run("ovsdb-tool", "create", str(tmp), str(schema))
+    run_tool("ovsdb-tool", "create", str(tmp), str(schema))
     tmp.replace(db)

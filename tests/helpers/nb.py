@@ -1,8 +1,4 @@
-"""Reading the OVN northbound database through ovn-nbctl, for assertions on the OVN side.
-
-Owned by the API test files; imported by basename (tests/api is on sys.path under pytest's
-default import mode).
-"""
+"""Reading the OVN northbound database through ovn-nbctl, for assertions on the OVN side."""
 
 from __future__ import annotations
 

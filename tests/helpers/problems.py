@@ -1,4 +1,4 @@
-"""Reading RFC 9457 problem responses in tests (a module of its own, like matchtokens)."""
+"""Reading RFC 9457 problem responses in tests."""
 
 from __future__ import annotations
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.sandbox_process import SandboxError, _run, _terminate, netns_name
+from gateway.sandbox.process import SandboxError, netns_name, run_tool, terminate_pids
 
 NETNS_FILE = "netns"  # the network namespaces this sandbox created, one per line
-HOSTS_FILE = "hosts.json"  # gateway.hosts' record of the sandbox hosts
+HOSTS_FILE = "hosts.json"  # gateway.sandbox.hosts' record of the sandbox hosts
 
 
 def tracked_netns(dir: Path) -> list[str]:
@@ -40,14 +40,14 @@ def untrack_netns(dir: Path, name: str) -> None:
 
 
 def existing_netns() -> set[str]:
-    out = _run("ip", "netns", "list")
+    out = run_tool("ip", "netns", "list")
     # Lines look like "name" or "name (id: 3)".
     return {line.split()[0] for line in out.splitlines() if line.strip()}
 
 
 def netns_pids(name: str) -> list[int]:
     try:
-        out = _run("ip", "netns", "pids", name)
+        out = run_tool("ip", "netns", "pids", name)
     except SandboxError:
         return []
     return [int(p) for p in out.split() if p.isdigit()]
@@ -55,18 +55,18 @@ def netns_pids(name: str) -> list[int]:
 
 def delete_netns(name: str) -> None:
     """Stop what still runs in namespace NAME (by pid) and delete it."""
-    _terminate(netns_pids(name))
-    _run("ip", "netns", "delete", name)
+    terminate_pids(netns_pids(name))
+    run_tool("ip", "netns", "delete", name)
 
 
-def _ensure_netns(dir: Path, name: str) -> None:
+def ensure_netns(dir: Path, name: str) -> None:
     track_netns(dir, name)
     if name not in existing_netns():
-        _run("ip", "netns", "add", name)
-    _run("ip", "-n", name, "link", "set", "dev", "lo", "up")
+        run_tool("ip", "netns", "add", name)
+    run_tool("ip", "-n", name, "link", "set", "dev", "lo", "up")
 
 
-def _remove_netns(dir: Path) -> bool:
+def remove_tracked_netns(dir: Path) -> bool:
     """Delete every namespace the sandbox created, hosts first and its own last."""
     if not (dir / NETNS_FILE).exists():
         return False  # an NB-only sandbox never created one (and may lack iproute2)

@@ -1,7 +1,6 @@
 """OVN match text the policy compiler may produce: nothing a user typed can appear in it.
 
-Shared by the compiler's unit tests and the API tests (a module of its own: the name
-`conftest` means a different file depending on which folder's tests load first)."""
+Shared by the compiler's unit tests and the API tests."""
 
 from __future__ import annotations
 

@@ -1,0 +1,36 @@
+"""The registration of every resource kind: one line per kind. The app, the replicated
+tables and columns, the scope checks and the isolation tests are built from this list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.api import dns, networks, policies, ports, tenants
+from gateway.api.common import Blueprint
+from gateway.api.crud import Kind
+
+KINDS: tuple[Kind[Any], ...] = (
+    networks.KIND,
+    ports.KIND,
+    dns.KIND,
+    policies.KIND,
+)
+# Blueprints only admins may call.
+ADMIN_BLUEPRINTS: tuple[Blueprint, ...] = (tenants.blp,)
+
+
+def blueprints() -> list[Blueprint]:
+    found: list[Blueprint] = []
+    for blp in [kind.blueprint for kind in KINDS] + list(ADMIN_BLUEPRINTS):
+        if blp not in found:
+            found.append(blp)
+    return found
+
+
+def families() -> dict[str, str | None]:
+    """Scope family of each blueprint (None: admin only)."""
+    found: dict[str, str | None] = {blp.name: None for blp in ADMIN_BLUEPRINTS}
+    for kind in KINDS:
+        if found.setdefault(kind.blueprint.name, kind.family) != kind.family:
+            raise ValueError(f"blueprint {kind.blueprint.name} serves two scope families")
+    return found

@@ -1,0 +1,22 @@
+"""Names of the OVN northbound tables the gateway uses: written here once."""
+
+from __future__ import annotations
+
+LS = "Logical_Switch"
+LSP = "Logical_Switch_Port"
+DHCP = "DHCP_Options"
+PG = "Port_Group"
+AS = "Address_Set"
+ACL = "ACL"
+METER = "Meter"
+METER_BAND = "Meter_Band"
+DNS = "DNS"
+LR = "Logical_Router"
+LRP = "Logical_Router_Port"
+NAT = "NAT"
+ROUTE = "Logical_Router_Static_Route"
+GW_CHASSIS = "Gateway_Chassis"
+HA_GROUP = "HA_Chassis_Group"
+HA_CHASSIS = "HA_Chassis"
+LB = "Load_Balancer"
+LB_HC = "Load_Balancer_Health_Check"
