@@ -25,8 +25,19 @@ from gateway.services.catalog import Services, replica
 # Scope family of each blueprint; the view checks it again with the action it performs.
 # None: admin-only endpoints.
 FAMILY = kinds.families()
+ADMIN_WRITES = kinds.admin_writes()
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 audit_log = logging.getLogger("gateway.audit")
+DESCRIPTION = (
+    "Tenant networking on OVN over HTTP: networks with ports, DHCP and DNS, network "
+    "policies, gateways (routers with SNAT, floating IPs and static routes) on external "
+    "networks, and per-tenant quotas. Every request acts for the tenant of its bearer token "
+    "(a JWT with scopes `read`/`write`, per family `<family>:read`/`<family>:write`, or "
+    "`admin`), and every write is one OVN northbound transaction.\n\n"
+    "The API guide is `docs/README.md` in the gateway's repository: concepts (tenants, tokens "
+    "and scopes, ETag/If-Match, Idempotency-Key, merge patch, pagination and filters), "
+    "problem responses and status codes, each resource with worked examples, and how the "
+    "API maps to the OVN northbound database.")
 
 
 @dataclass
@@ -50,7 +61,7 @@ def create_app(settings: Settings | None = None, nb: Northbound | None = None,
         API_VERSION="1",
         OPENAPI_VERSION="3.0.3",
         API_SPEC_OPTIONS={
-            "info": {"description": "Tenant networking on OVN over HTTP."},
+            "info": {"description": DESCRIPTION},
             "components": {"securitySchemes": {"bearer": {
                 "type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
             "security": [{"bearer": []}],
@@ -87,10 +98,11 @@ def _install_hooks(app: Flask, settings: Settings) -> None:
         if request.blueprint in FAMILY and request.method != "OPTIONS":
             who = authenticate()
             family = FAMILY[request.blueprint]
-            if family is None:
+            reading = request.method in ("GET", "HEAD")
+            if family is None or (request.blueprint in ADMIN_WRITES and not reading):
                 who.require_admin()
             else:
-                who.require(family, "read" if request.method in ("GET", "HEAD") else "write")
+                who.require(family, "read" if reading else "write")
 
     @app.after_request
     def _finish(resp: Response) -> Response:

@@ -104,7 +104,15 @@ def _cmd_sandbox_host(args: argparse.Namespace, directory: Path) -> int:
     from gateway.sandbox import hosts
 
     if args.host_action == "add":
-        mac = hosts.port_mac(f"unix:{directory / 'nb.sock'}", args.port)
+        nb_db = f"unix:{directory / 'nb.sock'}"
+        if args.external is not None:
+            from gateway.sandbox import external
+
+            check_outside_options(args)
+            host = external.add(directory, args.name, nb_db, args.external, args.ip)
+            print(json.dumps(asdict(host)))
+            return 0
+        mac = hosts.port_mac(nb_db, args.port)
         host = hosts.add_host(directory, args.name, args.port, mac, args.ip, args.gateway)
         print(json.dumps(asdict(host)))
         if args.dhcp:
@@ -132,6 +140,15 @@ def _cmd_sandbox_host(args: argparse.Namespace, directory: Path) -> int:
         return 0
     print(f"no host {args.name!r}", file=sys.stderr)
     return 1
+
+
+def check_outside_options(args: argparse.Namespace) -> None:
+    """An outside host (--external) has no logical port: no DHCP, and no default route."""
+    given = [flag for flag, value in (("--gateway", args.gateway), ("--dhcp", args.dhcp))
+             if value]
+    if given:
+        raise sandbox.SandboxError(f"{' and '.join(given)} cannot go with --external: an "
+                                   "outside host has no logical port")
 
 
 def cmd_openapi(args: argparse.Namespace) -> int:
@@ -207,11 +224,18 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parser("status", parents=[in_dir], help="its daemons and hosts, as JSON")
     host = actions.add_parser("host", help="hosts (network namespaces) on its data plane")
     host_actions = host.add_subparsers(dest="host_action", required=True)
-    host_add = host_actions.add_parser("add", parents=[in_dir],
-                                       help="a host wired to a logical switch port")
+    host_add = host_actions.add_parser(
+        "add", parents=[in_dir],
+        help="a host wired to a logical switch port, or an outside host on an external network")
     host_add.add_argument("name")
-    host_add.add_argument("--port", required=True, help="the logical switch port (API port id)")
-    host_add.add_argument("--ip", default=None, help="address/prefix to set, e.g. 10.0.0.5/24")
+    wiring = host_add.add_mutually_exclusive_group(required=True)
+    wiring.add_argument("--port", help="the logical switch port (API port id)")
+    wiring.add_argument("--external", metavar="NETWORK_ID",
+                        help="an outside host on br-ex, on this external network (API id); "
+                             "VLAN-tagged when the network has a vlan")
+    host_add.add_argument("--ip", default=None,
+                          help="address/prefix to set, e.g. 10.0.0.5/24; with --external, "
+                               "default: the network's gateway_ip, prefix: its cidr's")
     host_add.add_argument("--gateway", default=None, help="default route via this address")
     host_add.add_argument("--dhcp", action="store_true",
                           help="configure the host from OVN's DHCP (busybox udhcpc)")

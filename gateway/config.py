@@ -44,6 +44,9 @@ class Settings:
     leader_only: bool = True
     quotas: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_QUOTAS))
     mac_prefix: str = "0a:58"
+    # Chassis for gateway ports, highest priority first; empty: the southbound's chassis
+    # marked with ovn-cms-options=enable-chassis-as-gw.
+    gateway_chassis: tuple[str, ...] = ()
 
     def validate(self) -> None:
         if not (self.jwt_secret or self.jwt_public_key or self.jwt_jwks):
@@ -104,4 +107,6 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         leader_only=env.get("GATEWAY_LEADER_ONLY", "true").lower() not in ("0", "false", "no"),
         quotas=quotas,
         mac_prefix=env.get("GATEWAY_MAC_PREFIX", Settings.mac_prefix).lower(),
+        gateway_chassis=tuple(c.strip() for c in env.get("GATEWAY_CHASSIS", "").split(",")
+                              if c.strip()),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.api import dns, networks, policies, ports, tenants
+from gateway.api import dns, gateways, networks, policies, ports, tenants
 from gateway.api.common import Blueprint
 from gateway.api.crud import Kind
 
@@ -14,6 +14,9 @@ KINDS: tuple[Kind[Any], ...] = (
     ports.KIND,
     dns.KIND,
     policies.KIND,
+    gateways.EXTERNAL_KIND,
+    gateways.GATEWAY_KIND,
+    gateways.FLOATING_KIND,
 )
 # Blueprints only admins may call.
 ADMIN_BLUEPRINTS: tuple[Blueprint, ...] = (tenants.blp,)
@@ -34,3 +37,8 @@ def families() -> dict[str, str | None]:
         if found.setdefault(kind.blueprint.name, kind.family) != kind.family:
             raise ValueError(f"blueprint {kind.blueprint.name} serves two scope families")
     return found
+
+
+def admin_writes() -> frozenset[str]:
+    """Blueprints whose reads follow the scope family but whose writes need admin."""
+    return frozenset(kind.blueprint.name for kind in KINDS if kind.service.admin_writes)

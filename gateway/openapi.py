@@ -76,8 +76,10 @@ _HEADER_DOCS = {
 }
 _PATH_DOCS = {
     "tenant": "The tenant id (`^[a-z0-9][a-z0-9-]{0,62}$`; anything else is 400).",
+    "external_network_id": "The external network's id (external networks are shared: every "
+                           "tenant may read them).",
 }
-_NOUNS = {"record": "DNS record"}
+_NOUNS = {"record": "DNS record", "floating_ip": "floating IP"}
 _COMMON_PARAMS = [{"name": "X-Request-ID", "in": "header", "required": False,
                    "description": "echoed in the response; a value outside "
                                   "[A-Za-z0-9._:-]{1,128} is replaced by a generated id",
@@ -92,7 +94,8 @@ def _problem(reason: str) -> dict[str, Any]:
 def _path_doc(name: str) -> str:
     if name in _PATH_DOCS:
         return _PATH_DOCS[name]
-    noun = _NOUNS.get(name.removesuffix("_id"), name.removesuffix("_id"))
+    stem = name.removesuffix("_id")
+    noun = _NOUNS.get(stem, stem.replace("_", " "))
     return f"The {noun}'s id. Another tenant's {noun} is 404, like one that does not exist."
 
 

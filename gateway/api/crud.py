@@ -35,8 +35,10 @@ class Example:
 
     sample_id: str  # the id this kind's resource has in other kinds' examples
     body: Doc
-    # Body fragments that name another resource, by the field that names it.
+    # Body fragments that name another resource of the tenant, by the field that names it.
     references: tuple[tuple[str, Doc], ...] = ()
+    # Fragments naming resources every tenant may use (external networks).
+    shared_references: tuple[tuple[str, Doc], ...] = ()
     path: str | None = None  # where it is POSTed, when not the collection URL
 
 
@@ -62,6 +64,8 @@ class Kind(Generic[R]):
     split_query: Callable[[Doc], tuple[Doc, Doc, str | None]] = field(
         default=lambda query: (query, {}, None))
     delete_query: type[Schema] | None = None
+    # Per-operation notes appended to the generic descriptions ("create", "patch", ...).
+    notes: dict[str, str] = field(default_factory=dict)
 
     @functools.cached_property
     def _loader(self) -> Schema:
@@ -70,6 +74,10 @@ class Kind(Generic[R]):
     def validate(self, doc: Doc) -> Doc:
         """A merged PATCH result, checked exactly as a create would check it."""
         return self._loader.load(doc)  # type: ignore[no-any-return]
+
+
+def _article(noun: str) -> str:
+    return "an" if noun[0].lower() in "aeiou" else "a"
 
 
 # webargs builds a schema per request when given a class: pass instances (stateless).
@@ -92,8 +100,18 @@ def collection(kind: Kind[Any], rule: str = "") -> None:
             doc, fresh = service(kind.service).create(who, body, idempotency_key())
             return created(doc, kind.location.format(id=doc["id"]), fresh)
 
-    Collection.get.__doc__ = f"List the {kind.nouns or kind.noun + 's'} the caller may see"
-    Collection.post.__doc__ = f"Create a {kind.noun}"
+    nouns = kind.nouns or kind.noun + "s"
+    Collection.get.__doc__ = (
+        f"List the {nouns} the caller may see\n\nOne page of the {nouns} of the caller's "
+        "tenant (every tenant's for admins; `tenant=` narrows to one), in a stable order by "
+        "id. Filters: `name`, `label=key=value` (repeatable; all must match). Pass "
+        "`next_cursor` back as `cursor`; it is null on the last page.")
+    Collection.post.__doc__ = (
+        f"Create {_article(kind.noun)} {kind.noun}\n\nAnswers 201 with the {kind.noun}, "
+        "`Location` and `ETag`. Names are unique per tenant (409), and a create beyond the "
+        "tenant's quota is 409. With `Idempotency-Key`, a retry with the same body answers "
+        "201 with the original and `Idempotent-Replayed: true`; the same key with another "
+        "body is 422. Only admins may send `tenant_id`." + kind.notes.get("create", ""))
     Collection.__name__ = f"{kind.service.__name__}Collection"
     blp.route(rule)(Collection)
 
@@ -136,8 +154,19 @@ def item(kind: Kind[Any], rule: str) -> None:
             def delete(self, **path: Any) -> None:
                 self._delete({}, path)
 
-    Item.get.__doc__ = f"Get one {kind.noun} (ETag: its revision)"
-    Item.patch.__doc__ = f"Change a {kind.noun} (JSON merge patch; If-Match honoured)"
-    Item.delete.__doc__ = f"Delete a {kind.noun} (If-Match honoured)"
+    Item.get.__doc__ = (
+        f"Get one {kind.noun} (ETag: its revision)\n\nAnswers the {kind.noun} with "
+        f"`ETag: \"<revision>\"`. Another tenant's {kind.noun} is 404, like one that does not "
+        "exist." + kind.notes.get("get", ""))
+    Item.patch.__doc__ = (
+        f"Change {_article(kind.noun)} {kind.noun} (JSON merge patch; If-Match honoured)\n\n"
+        "An RFC 7396 merge patch of the writable fields: absent fields stay, null removes a "
+        "field or restores its default, objects merge, arrays are replaced. The result is "
+        "validated like a create; read-only fields are 400. With `If-Match`, a stale "
+        "revision is 412 and changes nothing." + kind.notes.get("patch", ""))
+    Item.delete.__doc__ = (
+        f"Delete {_article(kind.noun)} {kind.noun} (If-Match honoured)\n\nAnswers 204. "
+        "With `If-Match`, a stale revision is 412 and nothing is deleted."
+        + kind.notes.get("delete", ""))
     Item.__name__ = f"{kind.service.__name__}Item"
     blp.route(rule)(Item)

@@ -45,5 +45,8 @@ crud.item(KIND, "/<uuid:policy_id>")
 class PolicyRules(MethodView):
     @blp.response(200, CompiledPolicy)
     def get(self, policy_id: Any) -> Any:
-        """The OVN rows the policy compiled to: port group, address sets and ACLs."""
+        """The OVN rows the policy compiled to: port group, address sets and ACLs
+
+        Read back from the northbound database: the port group, the peer address sets with
+        their addresses, and the ACLs by direction and descending priority."""
         return service(PolicyService).compiled(principal("policies", "read"), str(policy_id))

@@ -22,7 +22,10 @@ class NetworkPorts(MethodView):
     @blp.arguments(ListQuery(), location="query")
     @blp.response(200, PortListSchema)
     def get(self, query: dict[str, Any], network_id: Any) -> Any:
-        """List the ports of one network"""
+        """List the ports of one network
+
+        One page of the network's ports (filters `name`, `label`). Another tenant's network
+        is 404."""
         who = principal("networks", "read")
         service(NetworkService).get(who, str(network_id))  # 404 unless the caller may see it
         return service(PortService).list(who, query, parent=str(network_id))
@@ -30,7 +33,13 @@ class NetworkPorts(MethodView):
     @blp.arguments(PortSchema())
     @blp.response(201, PortSchema)
     def post(self, body: dict[str, Any], network_id: Any) -> Any:
-        """Create a port: MAC and IPs are allocated when not given"""
+        """Create a port: MAC and IPs are allocated when not given
+
+        Without `ips`: the first free IPv4 address and, with `ipv6_cidr`, an IPv6 one
+        (EUI-64 on a /64). Requested addresses must be inside the network and free (409).
+        Without `mac`: a generated locally administered MAC. Allocation happens inside the
+        transaction, so concurrent creates never share an address. A `hostname` on a
+        network with `dns_domain` gives an automatic DNS record."""
         who = principal("networks", "write")
         doc, fresh = service(PortService).create(who, body, idempotency_key(),
                                              parent_id=str(network_id))
@@ -42,7 +51,10 @@ class Ports(MethodView):
     @blp.arguments(PortListQuery(), location="query")
     @blp.response(200, PortListSchema)
     def get(self, query: dict[str, Any]) -> Any:
-        """List the ports the caller may see (filter with network_id)"""
+        """List the ports the caller may see (filter with network_id)
+
+        The caller's ports across networks; filters `network_id`, `name`, `label`, admins
+        `tenant`."""
         who = principal("networks", "read")
         network = query.pop("network_id", None)
         return service(PortService).list(who, query, parent=str(network) if network else None)

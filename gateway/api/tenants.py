@@ -32,13 +32,19 @@ def _tenant(tenant: str) -> str:
 class Quotas(MethodView):
     @blp.response(200, QuotasSchema)
     def get(self, tenant: str) -> Any:
-        """A tenant's quotas (defaults from the configuration, overrides stored per tenant)"""
+        """A tenant's quotas (defaults from the configuration, overrides stored per tenant)
+
+        Admin only. Each family's limit: the tenant's override, else the configured
+        default."""
         return _quotas().get(_tenant(tenant))
 
     @blp.arguments(QuotasPatchSchema(), content_type="application/merge-patch+json")
     @blp.response(200, QuotasSchema)
     def patch(self, patch: dict[str, Any], tenant: str) -> Any:
-        """Override quotas (null restores the default; below usage is 409)"""
+        """Override quotas (null restores the default; below usage is 409)
+
+        Admin only. A merge patch of family to limit; null restores the default; below
+        current usage is 409 and changes nothing. No ETag and no If-Match."""
         return _quotas().update(_tenant(tenant), patch)
 
 
@@ -46,5 +52,7 @@ class Quotas(MethodView):
 class Usage(MethodView):
     @blp.response(200, UsageSchema)
     def get(self, tenant: str) -> Any:
-        """What a tenant uses of each quota"""
+        """What a tenant uses of each quota
+
+        Admin only. Counts per family; automatic DNS records do not count."""
         return _quotas().usage(_tenant(tenant))

@@ -2,7 +2,9 @@
 
 A host ``NAME`` of the sandbox in DIR is the network namespace ``<prefix>-NAME`` holding one
 end of a veth pair (``eth0``); the other end lives in the sandbox's own namespace, on
-``br-int``, with ``external_ids:iface-id`` naming the logical switch port it binds to. Every
+``br-int``, with ``external_ids:iface-id`` naming the logical switch port it binds to. An
+*outside* host (gateway.sandbox.external) is plugged into the provider bridge ``br-ex``
+instead, with no logical port, VLAN-tagged when its external network has a VLAN. Every
 host is recorded in the sandbox folder (hosts.json, and its namespace in the sandbox's netns
 list), so ``sandbox.stop`` removes it even if ``del_host`` is never called.
 
@@ -25,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.sandbox.lifecycle import BRIDGE, VSWITCHD, vsctl
+from gateway.sandbox.lifecycle import BRIDGE, EXTERNAL_BRIDGE, VSWITCHD, vsctl
 from gateway.sandbox.netns import (
     HOSTS_FILE,
     delete_netns,
@@ -50,11 +52,14 @@ class Host:
     name: str
     netns: str  # the host's network namespace
     iface: str  # its interface, inside netns
-    peer: str  # the other end of the veth, on br-int in the sandbox's namespace
-    port_name: str  # the logical switch port it binds to (external_ids:iface-id)
+    peer: str  # the other end of the veth, on `bridge` in the sandbox's namespace
+    port_name: str | None  # the logical switch port it binds to (iface-id); None outside
     mac: str
     ip_cidr: str | None = None
     gateway: str | None = None
+    bridge: str = BRIDGE  # br-int, or br-ex for an outside host
+    vlan: int | None = None  # the access tag of its port on br-ex
+    external_network: str | None = None  # an outside host's external network id
 
 
 # --- pure helpers ------------------------------------------------------------------------------
@@ -92,6 +97,19 @@ def validate_addressing(ip_cidr: str | None, gateway: str | None) -> None:
             raise HostError(f"{gateway!r} is not an IP address") from exc
         if gw.version != ipaddress.ip_interface(ip_cidr).version:
             raise HostError(f"gateway {gateway} and address {ip_cidr} differ in IP version")
+
+
+def validate_vlan(vlan: int | None) -> None:
+    if vlan is not None and (isinstance(vlan, bool) or not isinstance(vlan, int)
+                             or not 1 <= vlan <= 4094):
+        raise HostError(f"vlan {vlan!r} must be an integer from 1 to 4094")
+
+
+def outside_mac(box_prefix: str, name: str) -> str:
+    """A MAC for outside host NAME: locally administered, unicast, stable, never one of the
+    gateway's (their first octet is 0a)."""
+    digest = hashlib.sha256(f"{box_prefix}/{name}".encode()).digest()
+    return ":".join(f"{b:02x}" for b in (0x0E, *digest[:5]))
 
 
 def host_netns(box_prefix: str, name: str) -> str:
@@ -193,12 +211,29 @@ def add_host(dir: Path, name: str, port_name: str, mac: str, ip_cidr: str | None
     otherwise the interface has no address (run `busybox udhcpc -i eth0` in it for DHCP).
     The port's binding (`up` in the NB) follows within a second or two.
     """
+    if not port_name:
+        raise HostError("a host needs the name of a logical switch port")
+    return _plug(dir, name, mac, ip_cidr, gateway, port_name=port_name)
+
+
+def add_outside_host(dir: Path, name: str, ip_cidr: str, external_network: str,
+                     vlan: int | None = None) -> Host:
+    """Create host NAME on the provider bridge br-ex (no logical port), with IP_CIDR and, when
+    VLAN is given, as an access port of that VLAN. gateway.sandbox.external.add reads the
+    external network's address and VLAN from the NB and calls this."""
+    validate_vlan(vlan)
+    mac = outside_mac(prefix(dir.resolve()), name)
+    return _plug(dir, name, mac, ip_cidr, None, bridge=EXTERNAL_BRIDGE, vlan=vlan,
+                 external_network=external_network)
+
+
+def _plug(dir: Path, name: str, mac: str, ip_cidr: str | None, gateway: str | None,
+          port_name: str | None = None, bridge: str = BRIDGE, vlan: int | None = None,
+          external_network: str | None = None) -> Host:
     dir = dir.resolve()
     validate_name(name)
     mac = normalize_mac(mac)
     validate_addressing(ip_cidr, gateway)
-    if not port_name:
-        raise HostError("a host needs the name of a logical switch port")
     if VSWITCHD.pid(dir) is None:
         raise HostError(f"sandbox {dir} has no data plane running; start it with "
                         "dataplane=True (`ovn-nb-gateway sandbox start --dataplane`)")
@@ -208,39 +243,47 @@ def add_host(dir: Path, name: str, port_name: str, mac: str, ip_cidr: str | None
     peer = peer_name(name)
     if any(h.peer == peer for h in hosts.values()):
         raise HostError(f"host {name!r} would reuse interface name {peer}; pick another name")
-    box_ns = netns_name(dir)
     host = Host(name=name, netns=host_netns(prefix(dir), name), iface=IFACE, peer=peer,
-                port_name=port_name, mac=mac, ip_cidr=ip_cidr, gateway=gateway)
-    ns = host.netns
+                port_name=port_name, mac=mac, ip_cidr=ip_cidr, gateway=gateway, bridge=bridge,
+                vlan=vlan, external_network=external_network)
     # Recorded before anything exists, so stop() cleans up after a failure half way.
-    track_netns(dir, ns)
+    track_netns(dir, host.netns)
     hosts[name] = host
     _save(dir, hosts)
     try:
-        if ns not in existing_netns():
-            _ip("netns", "add", ns)
-        # Both ends are born outside the root namespace: nothing ever appears there.
-        _ip("-n", box_ns, "link", "add", "name", peer, "type", "veth",
-            "peer", "name", IFACE, "netns", ns)
-        _ip("-n", ns, "link", "set", "dev", "lo", "up")
-        _ip("-n", ns, "link", "set", "dev", IFACE, "address", mac)
-        # Checksum offload would leave partial checksums that OVN's own responders (DHCP, DNS)
-        # and the userspace datapath never complete: replies and some TCP get lost.
-        run_tool("ip", "netns", "exec", ns, find_program("ethtool"), "-K", IFACE, "tx", "off")
-        _ip("-n", ns, "link", "set", "dev", IFACE, "up")
-        if ip_cidr is not None:
-            _ip("-n", ns, "addr", "add", ip_cidr, "dev", IFACE)
-        if gateway is not None:
-            _ip("-n", ns, "route", "add", "default", "via", gateway, "dev", IFACE)
-        _ip("-n", box_ns, "link", "set", "dev", peer, "up")
-        vsctl(dir, "--", "--may-exist", "add-port", BRIDGE, peer,
-              "--", "set", "Interface", peer,
-              f"external_ids:iface-id={json.dumps(port_name)}")
+        _create(dir, host)
     except SandboxError as exc:
         with contextlib.suppress(SandboxError):
             del_host(dir, name)
         raise HostError(f"host {name!r}: {exc}") from exc
     return host
+
+
+def _create(dir: Path, host: Host) -> None:
+    ns, box_ns = host.netns, netns_name(dir)
+    if ns not in existing_netns():
+        _ip("netns", "add", ns)
+    # Both ends are born outside the root namespace: nothing ever appears there.
+    _ip("-n", box_ns, "link", "add", "name", host.peer, "type", "veth",
+        "peer", "name", IFACE, "netns", ns)
+    _ip("-n", ns, "link", "set", "dev", "lo", "up")
+    _ip("-n", ns, "link", "set", "dev", IFACE, "address", host.mac)
+    # Checksum offload would leave partial checksums that OVN's own responders (DHCP, DNS)
+    # and the userspace datapath never complete: replies and some TCP get lost.
+    run_tool("ip", "netns", "exec", ns, find_program("ethtool"), "-K", IFACE, "tx", "off")
+    _ip("-n", ns, "link", "set", "dev", IFACE, "up")
+    if host.ip_cidr is not None:
+        _ip("-n", ns, "addr", "add", host.ip_cidr, "dev", IFACE)
+    if host.gateway is not None:
+        _ip("-n", ns, "route", "add", "default", "via", host.gateway, "dev", IFACE)
+    _ip("-n", box_ns, "link", "set", "dev", host.peer, "up")
+    settings: list[str] = []
+    if host.port_name is not None:
+        settings += ["--", "set", "Interface", host.peer,
+                     f"external_ids:iface-id={json.dumps(host.port_name)}"]
+    if host.vlan is not None:  # an access port: br-ex tags what the host sends, untags to it
+        settings += ["--", "set", "Port", host.peer, f"tag={host.vlan}"]
+    vsctl(dir, "--", "--may-exist", "add-port", host.bridge, host.peer, *settings)
 
 
 def del_host(dir: Path, name: str) -> bool:
@@ -251,7 +294,7 @@ def del_host(dir: Path, name: str) -> bool:
     if host is None:
         return False
     if VSWITCHD.pid(dir) is not None:
-        vsctl(dir, "--", "--if-exists", "del-port", BRIDGE, host.peer)
+        vsctl(dir, "--", "--if-exists", "del-port", host.bridge, host.peer)
     box_ns = netns_name(dir)
     present = existing_netns()
     if box_ns in present:

@@ -41,6 +41,17 @@ class NetworkEvent:
     cascade: bool = False  # a delete that may take dependent resources with it
 
 
+@dataclass(frozen=True)
+class ResourceEvent:
+    """Any other kind's resource changes (new is None: it is being deleted)."""
+
+    kind: str
+    tenant: str
+    old: Doc | None
+    new: Doc | None
+    cascade: bool = False
+
+
 class Listener:
     """What a kind may react to; every default does nothing."""
 
@@ -54,8 +65,12 @@ class Listener:
         """Raise Conflict, naming what blocks the delete; or, with event.cascade (or for
         what does not block), remove or detach what this kind holds on the network."""
 
+    def resource_changing(self, t: Txn, event: ResourceEvent) -> None:
+        """Follow, or refuse with Conflict, a change or delete of another kind's resource."""
+
     def reserved_addresses(self, t: Txn, network: Doc) -> set[str]:
-        """Addresses of the network this kind holds, which no port may be given."""
+        """Addresses of a network (tenant or external) this kind holds, which nothing else
+        may be given."""
         return set()
 
 
@@ -80,6 +95,10 @@ class Hooks:
     def network_deleting(self, t: Txn, event: NetworkEvent) -> None:
         for listener in self.listeners:
             listener.network_deleting(t, event)
+
+    def resource_changing(self, t: Txn, event: ResourceEvent) -> None:
+        for listener in self.listeners:
+            listener.resource_changing(t, event)
 
     def reserved_addresses(self, t: Txn, network: Doc) -> set[str]:
         taken: set[str] = set()

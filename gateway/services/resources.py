@@ -79,6 +79,8 @@ class Resource:
     # Kinds whose own writes change rows shared across resources of a tenant take the
     # tenant lock on every write, so concurrent gateways cannot interleave those decisions.
     lock_tenant_on_write = False
+    shared = False  # every tenant reads this kind's resources (external networks)
+    admin_writes = False  # only admins create, change and delete them
 
     def __init__(self, nb: Northbound, settings: Settings, hooks: Hooks) -> None:
         self.nb = nb
@@ -126,7 +128,12 @@ class Resource:
         return principal.tenant
 
     def visible(self, principal: Principal, tenant: str) -> bool:
-        return principal.is_admin or tenant == principal.tenant
+        return principal.is_admin or tenant == principal.tenant or self.shared
+
+    def authorize_write(self, principal: Principal) -> None:
+        """Refuse a caller the kind's writes beyond the scope check (admin-only kinds)."""
+        if self.admin_writes:
+            principal.require_admin()
 
     def locate(self, t: Txn, principal: Principal, resource_id: str, field: str | None = None,
                kind: str | None = None, table: str | None = None) -> Any:
@@ -166,7 +173,8 @@ class Resource:
     def list(self, principal: Principal, query: Doc, parent: str | None = None,
              filters: Doc | None = None) -> Doc:
         self.nb.ensure_ready()
-        tenant = query.get("tenant") if principal.is_admin else principal.tenant
+        tenant = query.get("tenant") if principal.is_admin or self.shared \
+            else principal.tenant
         if query.get("tenant") and not principal.is_admin:
             raise BadRequest.field("tenant", "only admins may list another tenant")
         labels = parse_label_filters(query.get("label") or [])
@@ -208,6 +216,7 @@ class Resource:
     def create(self, principal: Principal, body: Doc, idempotency_key: str | None = None,
                parent_id: str | None = None) -> tuple[Doc, bool]:
         """Returns the resource and whether it was created now (False: idempotent replay)."""
+        self.authorize_write(principal)
         body = jsonable(body)
         tenant = self.tenant_of(principal, body, parent_id)
         digest = body_hash({"body": body, "parent": parent_id, "tenant": tenant})
@@ -229,8 +238,10 @@ class Resource:
                     return self.render(earlier, stored_doc(earlier)), False
             if t.by_name(self.table, self.kind, tenant, body["name"]) is not None:
                 raise Conflict.field("name", f"a {self.kind} named {body['name']!r} exists")
-            tenants.check_quota(tenant_row, self.quota, self.used(t.indexes[self.table], tenant),
-                                self.settings.quotas)
+            if self.quota:
+                tenants.check_quota(tenant_row, self.quota,
+                                    self.used(t.indexes[self.table], tenant),
+                                    self.settings.quotas)
             parent = self.resolve_parent(t, principal, tenant, parent_id)
             doc = {**body, "id": resource_id, "tenant_id": tenant, "created_at": stamp,
                    "updated_at": stamp, "revision": 1}
@@ -244,6 +255,7 @@ class Resource:
     def update(self, principal: Principal, resource_id: str, patch: Doc,
                if_match: int | None, validate: Any) -> Doc:
         """validate(merged) checks the result as a create would, returning the clean doc."""
+        self.authorize_write(principal)
         written: dict[str, Doc] = {}  # what an earlier run of change() wrote, if it ran
 
         def change(t: Txn) -> Doc:
@@ -283,6 +295,7 @@ class Resource:
 
     def delete(self, principal: Principal, resource_id: str, if_match: int | None,
                cascade: bool = False) -> None:
+        self.authorize_write(principal)
         attempted: list[bool] = []
 
         def change(t: Txn) -> None:

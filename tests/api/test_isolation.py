@@ -65,14 +65,17 @@ class TenantA:
 
     def secrets(self) -> list[str]:
         """Strings that must never reach another tenant."""
-        found = [value for doc in self.resources.values() for value in (doc["id"], doc["name"])]
+        found = [value for kind, doc in self.resources.items() if kind not in SHARED
+                 for value in (doc["id"], doc["name"])]
         return [*found, self.label, self.port["mac"], self.network["dns_domain"], self.tenant]
 
-    def with_ids(self, body: Any) -> Any:
-        """An example body with the kinds' sample ids replaced by A's resources."""
+    def with_ids(self, body: Any, shared_only: bool = False) -> Any:
+        """An example body with the kinds' sample ids replaced by A's resources (or only by
+        those every tenant may use)."""
         text = json.dumps(body)
         for kind in KINDS:
-            if kind.service.kind in self.resources:
+            if kind.service.kind in self.resources and \
+                    (kind.service.shared or not shared_only):
                 text = text.replace(kind.example.sample_id,
                                     self.resources[kind.service.kind]["id"])
         return json.loads(text)
@@ -94,6 +97,12 @@ def _rule_of(path: str) -> str:
 def _fresh(body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "name": unique(body["name"])}
 
+
+# Kinds every tenant reads (admins write them): B sees A's, and may not change them.
+SHARED = {kind.service.kind for kind in KINDS if kind.service.shared}
+SHARED_RULES = {rule for kind in KINDS if kind.service.shared
+                for rule in (_collection(kind), f"{_collection(kind)}/<uuid:{kind.path_var}>")}
+ADMIN_WRITES = {_collection(kind) for kind in KINDS if kind.service.admin_writes}
 
 # Path variable -> A's value for it.
 A_VALUES: dict[str, Callable[[TenantA], str]] = {
@@ -135,7 +144,7 @@ LIST_QUERIES: dict[str, Callable[[TenantA], list[str]]] = {
 }
 # Lists whose admin view with ?tenant=A must contain this resource of A.
 LIST_SHOWS = {_collection(kind): (lambda a, k=kind: a.resources[k.service.kind]["id"])
-              for kind in KINDS}
+              for kind in KINDS if not kind.service.shared}
 
 
 # -- the URL map ------------------------------------------------------------------------
@@ -253,12 +262,17 @@ def tenant_a(client: Any) -> TenantA:
     assert resp.status_code == 201, resp.get_json()
     a = TenantA(api, {"network": net, "port": port, "dns-record": record,
                       "policy": resp.get_json()}, label)
+    admin = ApiClient(client, unique("ops"), "admin")
     for kind in KINDS:  # every other kind, from its registered example
         if kind.service.kind not in a.resources:
-            body = a.with_ids({**_fresh(kind.example.body), "labels": {"iso": label}})
-            for _, fragment in kind.example.references:
+            labels = {} if kind.service.shared else {"iso": label}  # B sees shared ones
+            body = a.with_ids({**_fresh(kind.example.body), "labels": labels})
+            for _, fragment in kind.example.references + kind.example.shared_references:
                 body.update(a.with_ids(fragment))
-            resp = api.post(a.with_ids(kind.example.path or _collection(kind)), body)
+            author = api
+            if kind.service.admin_writes:
+                author = admin  # in the admin's tenant: every tenant sees it
+            resp = author.post(a.with_ids(kind.example.path or _collection(kind)), body)
             assert resp.status_code == 201, (kind.service.kind, resp.get_json())
             a.resources[kind.service.kind] = resp.get_json()
     return a
@@ -335,6 +349,13 @@ def test_other_tenant_item_is_404(endpoint: Endpoint, tenant_a: TenantA,
         pytest.fail(reason)
     before = snapshot(tenant_a, nbctl)
     expected = 403 if endpoint.admin_only else 404
+    if endpoint.rule in SHARED_RULES:
+        resp = tenant_b.request(endpoint.method, endpoint.path(endpoint.of_a(tenant_a)),
+                                _body_for(endpoint, tenant_a))
+        assert resp.status_code == (200 if endpoint.method in ("GET", "HEAD") else 403), \
+            resp.get_data(as_text=True)
+        assert snapshot(tenant_a, nbctl) == before
+        return
     for headers in _item_variants(endpoint, tenant_a):
         body = _body_for(endpoint, tenant_a)
         a_values, nowhere = endpoint.of_a(tenant_a), endpoint.nowhere()
@@ -408,7 +429,8 @@ def test_lists_never_show_another_tenants_resources(endpoint: Endpoint, tenant_a
         text = resp.get_data(as_text=True)
         for secret in tenant_a.secrets():
             assert secret not in text, (what, secret)
-        if endpoint.method == "GET" and resp.status_code == 200:
+        if endpoint.method == "GET" and resp.status_code == 200 and \
+                endpoint.rule not in SHARED_RULES:
             for item in resp.get_json()["items"]:
                 assert item.get("tenant_id") == tenant_b.tenant, (what, item)
     assert snapshot(tenant_a, nbctl) == before
@@ -454,7 +476,11 @@ def test_snapshot_sees_a_rows(tenant_a: TenantA, nbctl: Any) -> None:
     snap = snapshot(tenant_a, nbctl)
     assert len(snap["ls"]) == 1 and len(snap["lsp"]) == 1
     rows = snap["rows"]
-    assert len(rows["Logical_Switch"]) == 1 and len(rows["Logical_Switch_Port"]) == 1
+    def kind_count(table: str, kind: str) -> int:
+        return sum(1 for r in rows[table] if f'"{naming.KIND}", "{kind}"' in json.dumps(r))
+
+    assert kind_count("Logical_Switch", "network") == 1
+    assert kind_count("Logical_Switch_Port", "port") == 1
     assert rows["DHCP_Options"] and rows["Port_Group"]
     assert len(rows.get("DNS", [])) >= 2  # the user record and the port's automatic one
 
@@ -468,19 +494,25 @@ def test_creates_stay_in_the_callers_tenant(endpoint: Endpoint, tenant_a: Tenant
         pytest.fail(reason)
     before = snapshot(tenant_a, nbctl)
     a_list = tenant_a.api.get(endpoint.rule).get_json()
+    if endpoint.rule in ADMIN_WRITES:
+        resp = tenant_b.post(endpoint.rule, CREATE_BODIES[endpoint.rule]())
+        assert resp.status_code == 403, resp.get_data(as_text=True)
+        assert snapshot(tenant_a, nbctl) == before
+        return
+    def body() -> dict[str, Any]:
+        return dict(tenant_a.with_ids(CREATE_BODIES[endpoint.rule](), shared_only=True))
+
     # Naming A's tenant is refused for non-admins.
-    resp = tenant_b.post(endpoint.rule, {**CREATE_BODIES[endpoint.rule](),
-                                         "tenant_id": tenant_a.tenant})
+    resp = tenant_b.post(endpoint.rule, {**body(), "tenant_id": tenant_a.tenant})
     assert resp.status_code == 400, resp.get_data(as_text=True)
     assert "tenant_id" in errors_of(resp), resp.get_json()
     # A reference to one of A's resources is 404 for that field.
     for field, make in CREATE_REFERENCES[endpoint.rule]:
-        body = {**CREATE_BODIES[endpoint.rule](), **make(tenant_a)}
-        resp = tenant_b.post(endpoint.rule, body)
+        resp = tenant_b.post(endpoint.rule, {**body(), **make(tenant_a)})
         assert resp.status_code == 404, (field, resp.get_data(as_text=True))
         assert names_field(errors_of(resp), field), resp.get_json()
     # A plain create lands in B's tenant.
-    resp = tenant_b.post(endpoint.rule, CREATE_BODIES[endpoint.rule]())
+    resp = tenant_b.post(endpoint.rule, body())
     assert resp.status_code == 201, resp.get_data(as_text=True)
     assert resp.get_json()["tenant_id"] == tenant_b.tenant
     assert tenant_a.api.get(endpoint.rule).get_json() == a_list
@@ -572,6 +604,13 @@ def test_admin_acts_on_another_tenants_items(endpoint: Endpoint, tenant_a: Tenan
     if reason := endpoint.uncovered():
         pytest.fail(reason)
     path = endpoint.path(endpoint.of_a(tenant_a))
+    if endpoint.method == "DELETE" and endpoint.rule not in ADMIN_DELETE_QUERY:
+        # What A built on the resource (kinds registered after it) goes first.
+        (kind,) = [k for k in KINDS if endpoint.rule.startswith(_collection(k) + "/<")]
+        for later in reversed(KINDS[KINDS.index(kind) + 1:]):
+            doc = tenant_a.resources[later.service.kind]
+            gone = admin_api.delete(later.location.format(id=doc["id"]))
+            assert gone.status_code == 204, gone.get_data(as_text=True)
     if endpoint.method == "DELETE":
         path += ADMIN_DELETE_QUERY.get(endpoint.rule, "")
         if endpoint.rule in ADMIN_DELETE_QUERY:
@@ -582,7 +621,8 @@ def test_admin_acts_on_another_tenants_items(endpoint: Endpoint, tenant_a: Tenan
     resp = admin_api.request(endpoint.method, path, _body_for(endpoint, tenant_a))
     expected = {"GET": 200, "HEAD": 200, "PATCH": 200, "DELETE": 204, "POST": 201}
     assert resp.status_code == expected[endpoint.method], resp.get_data(as_text=True)
-    if endpoint.method in ("GET", "PATCH", "POST") and not endpoint.admin_only:
+    if endpoint.method in ("GET", "PATCH", "POST") and not endpoint.admin_only \
+            and endpoint.rule not in SHARED_RULES:
         doc = resp.get_json()
         for item in doc["items"] if "items" in doc else [doc]:
             assert item.get("tenant_id", tenant_a.tenant) == tenant_a.tenant, doc

@@ -182,8 +182,36 @@ class Owned:
         self.ids: dict[str, str] = {}
         self.makers: dict[str, Callable[[], str]] = {
             "network_id": self._network, "port_id": self._port, "record_id": self._record,
-            "policy_id": self._policy,
+            "policy_id": self._policy, "external_network_id": self._external,
+            "gateway_id": self._gateway, "floating_ip_id": self._floating_ip,
         }
+
+    def _made(self, key: str, path: str, make: Callable[[], str]) -> str:
+        """The resource made once, again when a case deleted it."""
+        made = self.ids.get(key)
+        if made is None or not self._exists(path.format(made)):
+            made = self.ids[key] = make()
+        return made
+
+    def _external(self) -> str:
+        admin = {"Authorization": f"Bearer {token(self.tenant, 'admin')}"}
+
+        def make() -> str:
+            resp = self.client.post("/v1/external-networks", headers=admin, json={
+                "name": unique("st"), "cidr": "172.31.0.0/24",
+                "physical_network": "physnet1"})
+            assert resp.status_code == 201, resp.get_json()
+            return str(resp.get_json()["id"])
+        return self._made("external_network_id", "/v1/external-networks/{}", make)
+
+    def _gateway(self) -> str:
+        return self._made("gateway_id", "/v1/gateways/{}", lambda: self._post(
+            "/v1/gateways", {"name": unique("st")}))
+
+    def _floating_ip(self) -> str:
+        return self._made("floating_ip_id", "/v1/floating-ips/{}", lambda: self._post(
+            "/v1/floating-ips", {"name": unique("st"),
+                                 "external_network_id": self._external()}))
 
     def _post(self, path: str, body: dict[str, Any]) -> str:
         resp = self.client.post(path, json=body, headers=self.headers)
@@ -233,7 +261,8 @@ class Owned:
 def _run(st_schema: Any, client: Any, path: str, method: str, mode: GenerationMode,
          checks: list[Any]) -> None:
     tenant = unique("st")
-    bearer = token(tenant, "admin" if path.startswith("/v1/tenants") else "read write")
+    bearer = token(tenant, "admin" if path.startswith(("/v1/tenants", "/v1/external-networks"))
+                   else "read write")
     owned = Owned(client, tenant, token(tenant, "read write"))
     operation = st_schema[path][method.upper()]
     counter = iter(range(1 << 30))
@@ -293,7 +322,8 @@ def test_if_match_is_honoured_where_documented(client: Any, path: str, method: s
     """Where the document offers If-Match, a stale revision is 412 and changes nothing."""
     tenant = unique("im")
     owned = Owned(client, tenant, token(tenant, "read write"))
-    bearer = token(tenant, "admin" if path.startswith("/v1/tenants") else "read write")
+    bearer = token(tenant, "admin" if path.startswith(("/v1/tenants", "/v1/external-networks"))
+                   else "read write")
     url = path
     for name in re.findall(r"{([^}]+)}", path):
         value = owned.value(name)

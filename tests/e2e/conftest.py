@@ -92,9 +92,10 @@ def dp_app(dataplane: sandbox.Sandbox) -> Iterator[Any]:
 
 
 def _purge(api: Any) -> None:
-    """Delete what a test tenant created (policies, records, networks with their ports), so
-    that ovn-controller of the long-lived sandbox does not keep every test's flows."""
-    for kind in ("policies", "dns-records", "networks"):
+    """Delete what a test tenant created (floating IPs, gateways, policies, records, networks
+    with their ports), so that ovn-controller of the long-lived sandbox does not keep every
+    test's flows; floating IPs and gateways go first, as they hold networks and addresses."""
+    for kind in ("floating-ips", "gateways", "policies", "dns-records", "networks"):
         listing = api.get(f"/v1/{kind}?limit=1000").get_json() or {}
         for item in listing.get("items") or []:
             if not item.get("auto"):  # automatic DNS records go with their ports

@@ -1,10 +1,11 @@
 """The data-plane sandbox itself, driven with ovn-nbctl (not the gateway API): hosts bind to
-logical switch ports, talk to each other, get DHCP leases from OVN, and two sandboxes stay
-apart."""
+logical switch ports, talk to each other, get DHCP leases from OVN, reach an outside host
+through a hand-made gateway router, and two sandboxes stay apart."""
 
 from __future__ import annotations
 
 import functools
+import json
 import subprocess
 import uuid
 from collections.abc import Callable
@@ -15,7 +16,7 @@ import pytest
 from gateway import sandbox
 from gateway.sandbox import hosts as sandbox_hosts
 
-from helpers.dataplane import Hosts, ctl
+from helpers.dataplane import Hosts, ctl, tcp_reply
 from helpers.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -119,6 +120,71 @@ def test_dhcp_lease(nbctl: Callable[..., str], hosts: Hosts, tmp_path: Path) -> 
     assert fields["router"] == "10.20.0.1"
     assert fields["lease"] == "3600"
     assert fields["serverid"] == "10.20.0.1"
+
+
+def _external_switch(nbctl: Callable[..., str], name: str, doc: dict[str, object]) -> None:
+    """An external network as the gateway stores it: a switch with the ownership keys, the API
+    document, and a localnet port on the document's physical network (and VLAN)."""
+    keys = {"kind": "external-network", "id": str(doc["id"]), "tenant": "admin",
+            "doc": json.dumps(doc)}
+    args = ["ls-add", name, "--", "set", "Logical_Switch", name,
+            *(f'external_ids:"ovn-nb-gateway:{k}"={json.dumps(v)}' for k, v in keys.items()),
+            "--", "lsp-add", name, f"ln-{name}", "--", "lsp-set-type", f"ln-{name}", "localnet",
+            "--", "lsp-set-addresses", f"ln-{name}", "unknown",
+            "--", "lsp-set-options", f"ln-{name}", f"network_name={doc['physical_network']}"]
+    if doc.get("vlan") is not None:
+        args += ["--", "set", "Logical_Switch_Port", f"ln-{name}", f"tag={doc['vlan']}"]
+    nbctl(*args)
+
+
+def test_outside_host_behind_a_hand_made_gateway_router(
+        nbctl: Callable[..., str], dataplane: sandbox.Sandbox, hosts: Hosts) -> None:
+    tag = _tag()
+    ext, tenant, router = f"ext-{tag}", f"ten-{tag}", f"lr-{tag}"
+    doc = {"id": str(uuid.uuid4()), "name": ext, "tenant_id": "admin",
+           "cidr": "198.51.100.0/24", "gateway_ip": "198.51.100.1",
+           "allocation_pools": [{"start": "198.51.100.10", "end": "198.51.100.200"}],
+           "physical_network": sandbox.PHYSNET, "vlan": 101}
+    vm_mac = "0a:00:00:00:05:05"
+    _external_switch(nbctl, ext, doc)
+    _switch(nbctl, tenant, {f"vm-{tag}": (vm_mac, "10.50.7.5")})
+    try:
+        nbctl("lr-add", router,
+              "--", "lrp-add", router, f"{router}-ext", "0a:00:00:00:05:01", "198.51.100.10/24",
+              "--", "lrp-set-gateway-chassis", f"{router}-ext", sandbox.system_id(dataplane.dir),
+              "10",
+              "--", "lrp-add", router, f"{router}-ten", "0a:00:00:00:05:02", "10.50.7.1/24",
+              *_router_port(ext, f"{router}-ext"), *_router_port(tenant, f"{router}-ten"),
+              "--", "lr-route-add", router, "0.0.0.0/0", "198.51.100.1",
+              "--", "lr-nat-add", router, "snat", "198.51.100.10", "10.50.7.0/24")
+        outside = hosts.add_outside(f"out{tag}", dataplane.nb_unix, str(doc["id"]))
+        # The outside host plays the upstream router: the network's gateway_ip, on VLAN 101.
+        assert (outside.ip_cidr, outside.vlan, outside.bridge) == ("198.51.100.1/24", 101,
+                                                                  sandbox.EXTERNAL_BRIDGE)
+        assert outside.port_name is None
+        ovs = functools.partial(ctl, "ovs-vsctl", f"unix:{dataplane.dir / 'db.sock'}")
+        assert ovs("get", "Port", outside.peer, "tag").strip() == "101"
+        assert ovs("iface-to-br", outside.peer).strip() == sandbox.EXTERNAL_BRIDGE
+        assert ovs("get", "Interface", outside.peer, "external_ids").strip() == "{}"
+        hosts.add(f"vm{tag}", f"vm-{tag}", vm_mac, "10.50.7.5/24", "10.50.7.1")
+
+        wait_until(lambda: _ping(hosts, f"vm{tag}", "198.51.100.1"), timeout=30,
+                   what="tenant host -> outside host")
+        # The outside host sees the tenant's connections come from the SNAT address.
+        hosts.start(f"out{tag}", "socat", "TCP-LISTEN:7100,reuseaddr,fork",
+                    "SYSTEM:echo $SOCAT_PEERADDR")
+        wait_until(lambda: tcp_reply(hosts, f"vm{tag}", "198.51.100.1", 7100)
+                   == "198.51.100.10", timeout=20, what="connection from the SNAT address")
+    finally:
+        nbctl("--if-exists", "lr-del", router, "--", "--if-exists", "ls-del", tenant,
+              "--", "--if-exists", "ls-del", ext)
+
+
+def _router_port(switch: str, lrp: str) -> list[str]:
+    lsp = f"{switch}-to-{lrp}"
+    return ["--", "lsp-add", switch, lsp, "--", "lsp-set-type", lsp, "router",
+            "--", "lsp-set-addresses", lsp, "router",
+            "--", "lsp-set-options", lsp, f"router-port={lrp}"]
 
 
 def test_two_sandboxes_are_isolated(nbctl: Callable[..., str], dataplane: sandbox.Sandbox,

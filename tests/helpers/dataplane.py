@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gateway.sandbox import external as sandbox_external
 from gateway.sandbox import hosts as sandbox_hosts
 
 
@@ -29,6 +30,12 @@ class Hosts:
             gateway: str | None = None) -> sandbox_hosts.Host:
         self.names.append(name)
         return sandbox_hosts.add_host(self.dir, name, port, mac, ip_cidr, gateway)
+
+    def add_outside(self, name: str, nb_db: str, network_id: str,
+                    ip: str | None = None) -> sandbox_hosts.Host:
+        """An outside host on br-ex, on external network NETWORK_ID (read from NB_DB)."""
+        self.names.append(name)
+        return sandbox_external.add(self.dir, name, nb_db, network_id, ip)
 
     def run(self, name: str, *argv: str, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
         return sandbox_hosts.exec_in_host(self.dir, name, list(argv), timeout=timeout)

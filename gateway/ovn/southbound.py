@@ -1,0 +1,102 @@
+"""Short read-only queries of the southbound database (optional, OVN_SB_DB): which chassis
+may host gateway ports, and where a port is bound. Answers are cached for a few seconds so
+a burst of requests costs one query; an unreachable southbound answers "unknown"."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from ovs import jsonrpc, poller, stream
+
+LOG = logging.getLogger(__name__)
+TTL = 5.0
+_cache: dict[tuple[str, str], tuple[float, Any]] = {}
+_lock = threading.Lock()
+
+
+def _select(remote: str, table: str, columns: list[str], timeout: float,
+            where: list[Any] | None = None) -> list[dict[str, Any]]:
+    """One `select` transaction against the first remote that answers."""
+    for address in remote.split(","):
+        error, conn = stream.Stream.open_block(stream.Stream.open(address.strip()),
+                                               int(timeout * 1000))
+        if error or conn is None:
+            continue
+        rpc = jsonrpc.Connection(conn)
+        try:
+            request = jsonrpc.Message.create_request("transact", [
+                "OVN_Southbound", {"op": "select", "table": table, "where": where or [],
+                                   "columns": columns}])
+            rpc.send(request)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                rpc.run()
+                error, reply = rpc.recv()
+                if reply is not None and reply.id == request.id:
+                    return list(reply.result[0].get("rows", [])) if reply.result else []
+                if error and error != 11:  # EAGAIN: nothing yet
+                    break
+                wait = poller.Poller()
+                rpc.wait(wait)
+                rpc.recv_wait(wait)
+                wait.timer_wait(100)
+                wait.block()
+        finally:
+            rpc.close()
+    raise OSError(f"southbound database {remote} did not answer")
+
+
+def _cached(remote: str, key: str, fetch: Any) -> Any:
+    now = time.monotonic()
+    with _lock:
+        hit = _cache.get((remote, key))
+        if hit is not None and hit[0] > now:
+            return hit[1]
+    value = fetch()
+    with _lock:
+        _cache[(remote, key)] = (now + TTL, value)
+    return value
+
+
+def _map(value: Any) -> dict[str, str]:
+    return dict(value[1]) if isinstance(value, list) and value and value[0] == "map" else {}
+
+
+def gateway_chassis(remote: str, timeout: float = 1.0) -> list[str]:
+    """Chassis marked enable-chassis-as-gw, by name (sorted: a stable priority order)."""
+    def fetch() -> list[str]:
+        rows = _select(remote, "Chassis", ["name", "other_config", "external_ids"], timeout)
+        found = []
+        for row in rows:
+            options = _map(row.get("other_config")).get("ovn-cms-options") or \
+                _map(row.get("external_ids")).get("ovn-cms-options", "")
+            if "enable-chassis-as-gw" in options.split(","):
+                found.append(str(row["name"]))
+        return sorted(found)
+    try:
+        return list(_cached(remote, "gw-chassis", fetch))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        LOG.warning("southbound: no gateway chassis list: %s", exc)
+        return []
+
+
+def bound_chassis(remote: str, timeout: float = 1.0) -> dict[str, str]:
+    """logical port -> chassis name, for the chassis-redirect ports of gateway ports."""
+    def fetch() -> dict[str, str]:
+        chassis = {row["_uuid"][1]: str(row["name"]) for row in
+                   _select(remote, "Chassis", ["_uuid", "name"], timeout)}
+        bound = {}
+        for row in _select(remote, "Port_Binding", ["logical_port", "chassis"], timeout,
+                           [["type", "==", "chassisredirect"]]):
+            ref = row.get("chassis")
+            if isinstance(ref, list) and ref and ref[0] == "uuid" and ref[1] in chassis:
+                bound[str(row["logical_port"])] = chassis[ref[1]]
+        return bound
+    try:
+        return dict(_cached(remote, "bound", fetch))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        LOG.warning("southbound: no port bindings: %s", exc)
+        return {}

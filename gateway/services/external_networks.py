@@ -1,0 +1,124 @@
+"""External networks: a logical switch with a localnet port on a physical network, and
+the allocation of its addresses to gateways and floating IPs."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from gateway.errors import BadRequest, Conflict, NotFound
+from gateway.ovn import naming
+from gateway.ovn.tables import LS, LSP
+from gateway.ovn.transaction import Txn, bump_counter
+from gateway.services import ipam
+from gateway.services.lifecycle import Hooks, ResourceEvent
+from gateway.services.resources import TENANT_COLUMNS, Doc, Resource, stored_doc
+
+KIND = "external-network"
+ALLOC = naming.PREFIX + "alloc"
+
+
+def localnet_name(network_id: str) -> str:
+    return f"ovngw-ext-{network_id}-localnet"
+
+
+def _pools(doc: Doc) -> list[tuple[int, int]]:
+    net = ipaddress.IPv4Network(doc["cidr"])
+    pools = doc.get("allocation_pools") or [
+        {"start": str(net.network_address + 1), "end": str(net.broadcast_address - 1)}]
+    return [(int(ipaddress.IPv4Address(p["start"])), int(ipaddress.IPv4Address(p["end"])))
+            for p in pools]
+
+
+def complete_external(doc: Doc) -> Doc:
+    """Defaults and cross-field checks shared by create and update."""
+    net = ipaddress.IPv4Network(doc["cidr"])
+    if net.prefixlen > 29:
+        raise BadRequest.field("cidr", "prefix too long: at most /29")
+    if not doc.get("gateway_ip"):
+        doc["gateway_ip"] = ipam.default_gateway(doc["cidr"])
+    hosts = (int(net.network_address) + 1, int(net.broadcast_address) - 1)
+    if not hosts[0] <= int(ipaddress.IPv4Address(doc["gateway_ip"])) <= hosts[1]:
+        raise BadRequest.field("gateway_ip", f"must be a host address of {doc['cidr']}")
+    for i, (start, end) in enumerate(_pools(doc)):
+        if not hosts[0] <= start <= end <= hosts[1]:
+            raise BadRequest.field(f"allocation_pools.{i}",
+                                   f"start <= end, both host addresses of {doc['cidr']}")
+    return doc
+
+
+def in_cidr(doc: Doc, ip: str) -> bool:
+    return ipaddress.IPv4Address(ip) in ipaddress.IPv4Network(doc["cidr"])
+
+
+def locate(t: Txn, network_id: str, field: str) -> tuple[Any, Doc]:
+    """An external network by id (every tenant may use one); 404 naming the field."""
+    row = t.get(LS, KIND, str(network_id))
+    if row is None:
+        raise NotFound.field(field, "external network")
+    return row, stored_doc(row)
+
+
+def allocate(t: Txn, hooks: Hooks, ls: Any, network: Doc, requested: str | None,
+             field: str, keep: str | None = None) -> str:
+    """An address of the external network no gateway or floating IP holds (`keep`: the
+    caller's own current one). The counter's verify serialises concurrent allocations."""
+    taken = hooks.reserved_addresses(t, network) - ({keep} if keep else set())
+    taken.add(network["gateway_ip"])
+    bump_counter(ls, ALLOC)
+    if requested:
+        net = ipaddress.IPv4Network(network["cidr"])
+        if not in_cidr(network, requested) or requested in (
+                str(net.network_address), str(net.broadcast_address)):
+            raise Conflict.field(field, f"not a host address of {network['cidr']}")
+        if requested in taken:
+            raise Conflict.field(field, "in use on the external network")
+        return requested
+    for start, end in _pools(network):
+        for value in range(start, end + 1):
+            candidate = str(ipaddress.IPv4Address(value))
+            if candidate not in taken:
+                return candidate
+    raise Conflict.field(field, "no free address left on the external network")
+
+
+class ExternalNetworkService(Resource):
+    """Admins write external networks; every tenant reads them. Deleting one in use is
+    refused by the kinds that use it (lifecycle.ResourceEvent)."""
+
+    kind = KIND
+    table = LS
+    shared = True
+    admin_writes = True
+    monitors = {**TENANT_COLUMNS, LS: frozenset({"name", "ports", "external_ids"}),
+                LSP: frozenset({"name", "type", "addresses", "options", "tag",
+                                "external_ids"})}
+
+    def write_new(self, t: Txn, doc: Doc, parent: Any, tenant_row: Any) -> Any:
+        complete_external(doc)
+        ls = t.insert(LS, name=f"ovngw-ext-{doc['id']}")
+        localnet = t.insert(LSP, name=localnet_name(doc["id"]), type="localnet",
+                            addresses=["unknown"],
+                            options={"network_name": doc["physical_network"]},
+                            external_ids=naming.owner_ids("localnet", doc["id"],
+                                                          doc["tenant_id"], parent=doc["id"]))
+        if doc.get("vlan"):
+            localnet.tag = [doc["vlan"]]
+        ls.ports = [localnet]
+        return ls
+
+    def complete(self, doc: Doc) -> None:
+        complete_external(doc)
+
+    def apply_update(self, t: Txn, row: Any, old: Doc, new: Doc) -> None:
+        if new["gateway_ip"] != old["gateway_ip"] or \
+                new.get("allocation_pools") != old.get("allocation_pools"):
+            bump_counter(row, ALLOC)
+            held = self.hooks.reserved_addresses(t, new)
+            if new["gateway_ip"] in held:
+                raise Conflict.field("gateway_ip", "held by a gateway or floating IP")
+        self.hooks.resource_changing(t, ResourceEvent(KIND, new["tenant_id"], old, new))
+
+    def remove(self, t: Txn, row: Any, doc: Doc, cascade: bool) -> None:
+        self.hooks.resource_changing(t, ResourceEvent(KIND, doc["tenant_id"], doc, None))
+        row.delete()  # its localnet port goes with it
