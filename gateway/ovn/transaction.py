@@ -64,6 +64,17 @@ class Txn:
             if row is not None:
                 yield row
 
+    def keys_by_key(self, table: str, kind: str, name: str, value: str,
+                    wanted: str) -> Iterator[str]:
+        """Another lookup key of the rows with name=value, read from the index (committed
+        state) without parsing any document."""
+        index = self.indexes[table]
+        for resource_id in index.ids_by_key(kind, name, value):
+            entry = index.by_id(kind, resource_id)
+            if entry is not None:
+                found = dict(entry.keys).get(wanted)
+                if found:
+                    yield found
 
     # -- writes ----------------------------------------------------------------------------
     def insert(self, table: str, **columns: Any) -> Any:

@@ -41,7 +41,7 @@ class FloatingIpService(Resource, Listener):
                 LSP: frozenset({"name", "external_ids"})}
 
     def lookup_keys(self, doc: Doc) -> dict[str, str]:
-        keys = {"ext": str(doc["external_network_id"])}
+        keys = {"ext": str(doc["external_network_id"]), "ip": doc["ip"]}
         if doc.get("port_id"):
             keys["port"] = str(doc["port_id"])
         if doc.get("gateway_id"):
@@ -156,4 +156,5 @@ class FloatingIpService(Resource, Listener):
     def reserved_addresses(self, t: Txn, network: Doc) -> set[str]:
         if "physical_network" not in network:
             return set()
-        return {stored_doc(row)["ip"] for row in t.rows_by_key(AS, KIND, "ext", network["id"])}
+        # From the index: the allocation counter's verify keeps committed state honest.
+        return set(t.keys_by_key(AS, KIND, "ext", network["id"], "ip"))

@@ -294,6 +294,7 @@ class GatewayService(Resource, Listener):
         keys = {"net." + str(a["network_id"]): "1" for a in doc["networks"]}
         if doc.get("external"):
             keys["ext"] = str(doc["external"]["network_id"])
+            keys["ext_ip"] = str(doc["external"]["ip"])
         return keys
 
     def complete(self, doc: Doc) -> None:
@@ -364,11 +365,7 @@ class GatewayService(Resource, Listener):
     def reserved_addresses(self, t: Txn, network: Doc) -> set[str]:
         held: set[str] = set()
         if "physical_network" in network:
-            for lr in t.rows_by_key(LR, KIND, "ext", network["id"]):
-                external = stored_doc(lr).get("external") or {}
-                if external.get("ip"):
-                    held.add(external["ip"])
-            return held
+            return set(t.keys_by_key(LR, KIND, "ext", network["id"], "ext_ip"))
         for lr in gateways_of_network(t, network["id"]):
             for attachment in stored_doc(lr)["networks"]:
                 if str(attachment["network_id"]) == network["id"]:

@@ -4,6 +4,7 @@ transaction. A kind supplies only how its document becomes OVN rows."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import uuid
@@ -243,8 +244,9 @@ class Resource:
                                     self.used(t.indexes[self.table], tenant),
                                     self.settings.quotas)
             parent = self.resolve_parent(t, principal, tenant, parent_id)
-            doc = {**body, "id": resource_id, "tenant_id": tenant, "created_at": stamp,
-                   "updated_at": stamp, "revision": 1}
+            # A fresh copy each run: write_new may fill nested fields (allocated addresses).
+            doc = {**copy.deepcopy(body), "id": resource_id, "tenant_id": tenant,
+                   "created_at": stamp, "updated_at": stamp, "revision": 1}
             row = self.write_new(t, doc, parent, tenant_row)
             self.write_ownership(row, doc, f"{idempotency_key}\n{digest}"
                                  if idempotency_key else None)

@@ -284,3 +284,26 @@ def test_cascade_delete_racing_policy_and_port_writes(app: Any, second_app: Any,
         [r.get_json() for r in responses if r.status_code >= 300][:2]
     assert switch(nbctl, doomed["id"]) is None
     _policy_rows_match_ports(api, nbctl)
+
+
+@pytest.mark.parametrize("attempt", range(2))
+def test_external_addresses_never_collide_under_concurrent_creates(
+        app: Any, second_app: Any, tenant: str, attempt: int) -> None:
+    """Gateways and floating IPs racing on two gateways for one external network's pool."""
+    admin = ApiClient(app.test_client(), unique("ops"), "admin")
+    ext = admin.post("/v1/external-networks", {
+        "name": unique("ext"), "cidr": "172.20.0.0/24", "physical_network": "physnet1",
+        "allocation_pools": [{"start": "172.20.0.10", "end": "172.20.0.29"}]}).get_json()
+
+    def call(c: ApiClient, i: int) -> Any:
+        if i % 3 == 0:
+            return c.post("/v1/gateways", {"name": f"g{i}",
+                                           "external": {"network_id": ext["id"]}})
+        return c.post("/v1/floating-ips", {"name": f"f{i}", "external_network_id": ext["id"]})
+
+    responses = race([app, second_app], tenant, 12, call)
+    assert all(r.status_code == 201 for r in responses), \
+        [r.get_json() for r in responses if r.status_code != 201][:2]
+    ips = [(r.get_json().get("external") or {}).get("ip") or r.get_json()["ip"]
+           for r in responses]
+    assert len(set(ips)) == 12, sorted(ips)
