@@ -5,10 +5,13 @@ sandboxes can run side by side and each is stopped through its own pidfile, neve
 
 With ``dataplane=True`` the sandbox also runs a southbound database, ``ovn-northd``, an Open
 vSwitch (its own database and ``ovs-vswitchd`` with the userspace datapath) and
-``ovn-controller``. The switch and the controller run inside a network namespace of the
-sandbox's own (named from the folder), so two sandboxes never share tap devices, bridge
-management sockets or hosts; the databases and ``ovn-northd`` stay in the root namespace on
-unix sockets. Namespaces the sandbox creates are listed in its folder, and stop() deletes them.
+``ovn-controller``. Its chassis is a gateway chassis (``ovn-cms-options=enable-chassis-as-gw``)
+whose physical network ``physnet1`` is the provider bridge ``br-ex``
+(``ovn-bridge-mappings``), where outside hosts (gateway.sandbox.external) plug in. The switch
+and the controller run inside a network namespace of the sandbox's own (named from the
+folder), so two sandboxes never share tap devices, bridge management sockets or hosts; the
+databases and ``ovn-northd`` stay in the root namespace on unix sockets. Namespaces the
+sandbox creates are listed in its folder, and stop() deletes them.
 """
 
 from __future__ import annotations

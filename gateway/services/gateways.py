@@ -41,7 +41,10 @@ def router_v6(network: Doc) -> str | None:
 
 
 def gateways_of_network(t: Txn, network_id: str) -> list[Any]:
-    return list(t.rows_by_key(LR, KIND, "net." + network_id, "1"))
+    """The gateway the network is attached to (a list of at most one), as of this
+    transaction: the index finds candidates, their current documents decide."""
+    return [lr for lr in t.rows_by_key(LR, KIND, "net." + network_id, "1")
+            if any(str(a["network_id"]) == network_id for a in stored_doc(lr)["networks"])]
 
 
 @dataclass
@@ -341,8 +344,12 @@ class GatewayService(Resource, Listener):
             if not event.cascade:
                 raise Conflict(f"network is attached to gateway {gateway['name']!r}; detach "
                                "it or use ?cascade=true")
-            self.rewrite(t, lr, gateway, {"networks": [
-                a for a in gateway["networks"] if str(a["network_id"]) != network_id]})
+            try:
+                self.rewrite(t, lr, gateway, {"networks": [
+                    a for a in gateway["networks"] if str(a["network_id"]) != network_id]})
+            except BadRequest as exc:  # a route would lose its nexthop: never silently
+                raise Conflict(f"gateway {gateway['name']!r} routes through the network "
+                               f"({exc.detail}); change its routes first") from None
 
     def resource_changing(self, t: Txn, event: ResourceEvent) -> None:
         if event.kind != ext.KIND or event.old is None:

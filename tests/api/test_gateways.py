@@ -175,6 +175,7 @@ def test_floating_ip_follows_its_port(api: ApiClient, other_api: ApiClient,
     assert nat["_uuid"] in as_list(_router(nbctl, gw["id"])["nat"])
     # The gateway cannot drop what the floating IP needs.
     assert api.patch(f"/v1/gateways/{gw['id']}", {"external": None}).status_code == 409
+    assert api.patch(f"/v1/gateways/{gw['id']}", {"networks": []}).status_code == 409
     assert api.delete(f"/v1/gateways/{gw['id']}").status_code == 409
     # Unassign, then the port goes and takes the association with it.
     free = api.patch(f"/v1/floating-ips/{fip['id']}", {"port_id": None}).get_json()
@@ -197,3 +198,29 @@ def test_external_network_in_use_cannot_go(admin_api: ApiClient, api: ApiClient,
     assert resp.status_code == 409 and gw["name"] in resp.get_json()["detail"]
     assert api.delete(f"/v1/gateways/{gw['id']}").status_code == 204
     assert admin_api.delete(f"/v1/external-networks/{external['id']}").status_code == 204
+
+
+def test_cascade_delete_of_a_network_releases_its_floating_ip_associations(
+        api: ApiClient, external: dict[str, Any], nbctl: Any) -> None:
+    net = api.network(cidr="10.6.0.0/24")
+    port = api.port(net["id"])
+    gw = _gateway(api, networks=[{"network_id": net["id"]}],
+                  external={"network_id": external["id"]}).get_json()
+    fip = api.post("/v1/floating-ips", {"name": unique("f"), "port_id": port["id"],
+                                        "external_network_id": external["id"]}).get_json()
+    # Changing what the floating IP does not need is fine.
+    routed = api.patch(f"/v1/gateways/{gw['id']}", {"routes": [
+        {"prefix": "10.70.0.0/24", "nexthop": "10.6.0.9"}]})
+    assert routed.status_code == 200, routed.get_json()
+    assert api.get(f"/v1/floating-ips/{fip['id']}").get_json() == fip
+    blocked = api.delete(f"/v1/networks/{net['id']}?cascade=true")
+    assert blocked.status_code == 409 and "routes" in blocked.get_json()["detail"]
+    assert api.patch(f"/v1/gateways/{gw['id']}", {"routes": []}).status_code == 200
+    assert api.delete(f"/v1/networks/{net['id']}?cascade=true").status_code == 204
+    after = api.get(f"/v1/floating-ips/{fip['id']}").get_json()
+    assert after["port_id"] is None and after["gateway_id"] is None
+    gateway = api.get(f"/v1/gateways/{gw['id']}").get_json()
+    assert gateway["networks"] == [] and gateway["routes"] == []
+    assert owned(nbctl, "NAT", kind="fip-nat", id=fip["id"]) == []
+    assert [n["logical_ip"] for n in owned(nbctl, "NAT", kind="gw-snat",
+                                            parent=gw["id"])] == []
