@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.api import dns, gateways, networks, policies, ports, tenants
+from gateway.api import dns, gateways, load_balancers, networks, policies, ports, tenants
 from gateway.api.common import Blueprint
 from gateway.api.crud import Kind
 
@@ -17,6 +17,7 @@ KINDS: tuple[Kind[Any], ...] = (
     gateways.EXTERNAL_KIND,
     gateways.GATEWAY_KIND,
     gateways.FLOATING_KIND,
+    load_balancers.KIND,
 )
 # Blueprints only admins may call.
 ADMIN_BLUEPRINTS: tuple[Blueprint, ...] = (tenants.blp,)

@@ -100,3 +100,22 @@ def bound_chassis(remote: str, timeout: float = 1.0) -> dict[str, str]:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         LOG.warning("southbound: no port bindings: %s", exc)
         return {}
+
+
+def service_monitors(remote: str, timeout: float = 1.0) -> dict[tuple[str, int, str], str]:
+    """(backend ip, port, protocol) -> online | offline, from OVN's service monitor."""
+    def fetch() -> dict[tuple[str, int, str], str]:
+        found = {}
+        for row in _select(remote, "Service_Monitor", ["ip", "port", "protocol", "status"],
+                           timeout):
+            status = row.get("status")
+            protocol = row.get("protocol")
+            if isinstance(status, str) and status in ("online", "offline"):
+                proto = protocol if isinstance(protocol, str) else "tcp"
+                found[(str(row["ip"]), int(row["port"]), proto)] = status
+        return found
+    try:
+        return dict(_cached(remote, "monitors", fetch))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        LOG.warning("southbound: no service monitors: %s", exc)
+        return {}

@@ -59,27 +59,54 @@ def locate(t: Txn, network_id: str, field: str) -> tuple[Any, Doc]:
     return row, stored_doc(row)
 
 
+def held_key(network_id: str, ip: str) -> str:
+    """The lookup key value of an address held on an external network."""
+    return f"{network_id}/{ip}"
+
+
+# Where the last search of each external network ended, in this process: the next one
+# starts there instead of walking every held address again (a hint only; every candidate
+# is still checked).
+_cursor: dict[str, int] = {}
+
+
 def allocate(t: Txn, hooks: Hooks, ls: Any, network: Doc, requested: str | None,
              field: str, keep: str | None = None) -> str:
-    """An address of the external network no gateway or floating IP holds (`keep`: the
-    caller's own current one). The counter's verify serialises concurrent allocations."""
-    taken = hooks.reserved_addresses(t, network) - ({keep} if keep else set())
-    taken.add(network["gateway_ip"])
+    """An address of the external network no gateway, floating IP or load balancer holds
+    (`keep`: the caller's own current one). The counter's verify serialises concurrent
+    allocations."""
     bump_counter(ls, ALLOC)
+
+    def taken(ip: str) -> bool:
+        return ip != keep and (ip == network["gateway_ip"]
+                               or hooks.address_taken(t, network, ip))
+
     if requested:
         net = ipaddress.IPv4Network(network["cidr"])
         if not in_cidr(network, requested) or requested in (
                 str(net.network_address), str(net.broadcast_address)):
             raise Conflict.field(field, f"not a host address of {network['cidr']}")
-        if requested in taken:
+        if taken(requested):
             raise Conflict.field(field, "in use on the external network")
         return requested
-    for start, end in _pools(network):
-        for value in range(start, end + 1):
-            candidate = str(ipaddress.IPv4Address(value))
-            if candidate not in taken:
-                return candidate
+    pools = _pools(network)
+    size = sum(end - start + 1 for start, end in pools)
+    start_at = _cursor.get(network["id"], 0) % max(size, 1)
+    for step in range(size):
+        offset = (start_at + step) % size
+        candidate = str(ipaddress.IPv4Address(_nth(pools, offset)))
+        if not taken(candidate):
+            _cursor[network["id"]] = offset + 1
+            return candidate
     raise Conflict.field(field, "no free address left on the external network")
+
+
+def _nth(pools: list[tuple[int, int]], offset: int) -> int:
+    for start, end in pools:
+        if offset <= end - start:
+            return start + offset
+        offset -= end - start + 1
+    raise IndexError(offset)
 
 
 class ExternalNetworkService(Resource):
@@ -114,8 +141,7 @@ class ExternalNetworkService(Resource):
         if new["gateway_ip"] != old["gateway_ip"] or \
                 new.get("allocation_pools") != old.get("allocation_pools"):
             bump_counter(row, ALLOC)
-            held = self.hooks.reserved_addresses(t, new)
-            if new["gateway_ip"] in held:
+            if self.hooks.address_taken(t, new, new["gateway_ip"]):
                 raise Conflict.field("gateway_ip", "held by a gateway or floating IP")
         self.hooks.resource_changing(t, ResourceEvent(KIND, new["tenant_id"], old, new))
 

@@ -41,7 +41,8 @@ class FloatingIpService(Resource, Listener):
                 LSP: frozenset({"name", "external_ids"})}
 
     def lookup_keys(self, doc: Doc) -> dict[str, str]:
-        keys = {"ext": str(doc["external_network_id"]), "ip": doc["ip"]}
+        keys = {"ext": str(doc["external_network_id"]),
+                "held": ext.held_key(str(doc["external_network_id"]), doc["ip"])}
         if doc.get("port_id"):
             keys["port"] = str(doc["port_id"])
         if doc.get("gateway_id"):
@@ -153,8 +154,5 @@ class FloatingIpService(Resource, Listener):
                 raise Conflict(f"the change leaves floating IP {doc['ip']} without a "
                                "gateway; release or disassociate it first") from None
 
-    def reserved_addresses(self, t: Txn, network: Doc) -> set[str]:
-        if "physical_network" not in network:
-            return set()
-        # From the index: the allocation counter's verify keeps committed state honest.
-        return set(t.keys_by_key(AS, KIND, "ext", network["id"], "ip"))
+    def address_taken(self, t: Txn, network: Doc, ip: str) -> bool:
+        return bool(t.indexes[AS].ids_by_key(KIND, "held", ext.held_key(network["id"], ip)))

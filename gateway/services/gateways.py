@@ -297,7 +297,8 @@ class GatewayService(Resource, Listener):
         keys = {"net." + str(a["network_id"]): "1" for a in doc["networks"]}
         if doc.get("external"):
             keys["ext"] = str(doc["external"]["network_id"])
-            keys["ext_ip"] = str(doc["external"]["ip"])
+            keys["held"] = ext.held_key(str(doc["external"]["network_id"]),
+                                        str(doc["external"]["ip"]))
         return keys
 
     def complete(self, doc: Doc) -> None:
@@ -369,10 +370,11 @@ class GatewayService(Resource, Listener):
         self.write_ownership(lr, new)
         self.hooks.resource_changing(t, ResourceEvent(KIND, doc["tenant_id"], doc, new))
 
+    def address_taken(self, t: Txn, network: Doc, ip: str) -> bool:
+        return bool(t.indexes[LR].ids_by_key(KIND, "held", ext.held_key(network["id"], ip)))
+
     def reserved_addresses(self, t: Txn, network: Doc) -> set[str]:
         held: set[str] = set()
-        if "physical_network" in network:
-            return set(t.keys_by_key(LR, KIND, "ext", network["id"], "ext_ip"))
         for lr in gateways_of_network(t, network["id"]):
             for attachment in stored_doc(lr)["networks"]:
                 if str(attachment["network_id"]) == network["id"]:

@@ -184,6 +184,7 @@ class Owned:
             "network_id": self._network, "port_id": self._port, "record_id": self._record,
             "policy_id": self._policy, "external_network_id": self._external,
             "gateway_id": self._gateway, "floating_ip_id": self._floating_ip,
+            "load_balancer_id": self._load_balancer,
         }
 
     def _made(self, key: str, path: str, make: Callable[[], str]) -> str:
@@ -207,6 +208,11 @@ class Owned:
     def _gateway(self) -> str:
         return self._made("gateway_id", "/v1/gateways/{}", lambda: self._post(
             "/v1/gateways", {"name": unique("st")}))
+
+    def _load_balancer(self) -> str:
+        return self._made("load_balancer_id", "/v1/load-balancers/{}", lambda: self._post(
+            "/v1/load-balancers", {"name": unique("st"), "vip": "172.30.9.9",
+                                   "listeners": [{"port": 80}]}))
 
     def _floating_ip(self) -> str:
         return self._made("floating_ip_id", "/v1/floating-ips/{}", lambda: self._post(

@@ -52,6 +52,12 @@ def test_chassis_registered(dataplane: sandbox.Sandbox, sbctl: Callable[..., str
     daemons = st["daemons"]
     assert isinstance(daemons, dict)
     assert all(d["running"] for d in daemons.values()), daemons
+    # A gateway chassis, its physical network on the provider bridge.
+    chassis = sbctl("get", "Chassis", sandbox.system_id(dataplane.dir), "other_config")
+    assert "enable-chassis-as-gw" in chassis and "physnet1:br-ex" in chassis, chassis
+    ovs = functools.partial(ctl, "ovs-vsctl", f"unix:{dataplane.dir / 'db.sock'}")
+    assert ovs("list-br").split() == [sandbox.EXTERNAL_BRIDGE, sandbox.BRIDGE]
+    assert ovs("get", "Bridge", sandbox.EXTERNAL_BRIDGE, "datapath_type").strip() == "netdev"
     # Idempotent: a second start changes nothing.
     assert sandbox.start(dataplane.dir, dataplane=True) == dataplane
 

@@ -1,0 +1,405 @@
+"""Load balancers: one OVN Load_Balancer per resource (it has one protocol), attached to
+the switches of its networks and the routers of its gateways, with health checks through
+OVN's service monitor.
+
+A VIP inside a network's cidr is reserved there and answered for by a small router per
+network ("lb-router") whose port holds the network's VIPs: clients resolve the VIP to that
+port, the switch's load balancer DNATs the packet, and the router hands it to the backend.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from gateway.errors import BadRequest, Conflict, NotFound
+from gateway.ovn import naming, southbound
+from gateway.ovn.tables import LB, LB_HC, LR, LRP, LS, LSP
+from gateway.ovn.transaction import Txn
+from gateway.services import external_networks as ext
+from gateway.services import ipam
+from gateway.services.gateways import KIND as GATEWAY
+from gateway.services.lifecycle import Listener, NetworkEvent, PortEvent, ResourceEvent
+from gateway.services.ports import bump_allocation, in_use
+from gateway.services.resources import TENANT_COLUMNS, Doc, Resource, now, stored_doc
+
+KIND = "load-balancer"
+ROUTER = "lb-router"
+
+
+def _host(ip: str) -> str:
+    return f"[{ip}]" if ":" in ip else ip
+
+
+def _net_of(ip: str, network: Doc) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    address = ipaddress.ip_address(ip)
+    for cidr in (network["cidr"], network.get("ipv6_cidr")):
+        if cidr and address.version == ipaddress.ip_network(cidr).version \
+                and address in ipaddress.ip_network(cidr):
+            return ipaddress.ip_network(cidr)
+    return None
+
+
+def vips_map(doc: Doc) -> dict[str, str]:
+    """OVN `vips`: "VIP:port" -> "backend:port,..." per listener."""
+    out = {}
+    for listener in doc["listeners"]:
+        target = listener.get("backend_port") or listener["port"]
+        out[f"{_host(doc['vip'])}:{listener['port']}"] = ",".join(
+            f"{_host(b['ip'])}:{b.get('port') or target}" for b in doc["backends"])
+    return out
+
+
+class LoadBalancerService(Resource, Listener):
+    """Load balancers follow their networks, gateways and backend ports, and hold VIPs and
+    health-check source addresses in networks (lifecycle.Listener)."""
+
+    kind = KIND
+    quota = "load_balancers"
+    table = LB
+    lock_tenant_on_write = True  # a network's lb-router is shared by its load balancers
+    monitors = {
+        **TENANT_COLUMNS,
+        LB: frozenset({"name", "vips", "protocol", "health_check", "ip_port_mappings",
+                       "options", "external_ids"}),
+        LB_HC: frozenset({"vip", "options", "external_ids"}),
+        LS: frozenset({"name", "ports", "load_balancer", "external_ids"}),
+        LR: frozenset({"name", "ports", "load_balancer", "external_ids"}),
+        LRP: frozenset({"name", "mac", "networks", "external_ids"}),
+        LSP: frozenset({"name", "type", "addresses", "options", "external_ids"}),
+    }
+
+    # -- the resource ----------------------------------------------------------------------
+    def write_new(self, t: Txn, doc: Doc, parent: Any, tenant_row: Any) -> Any:
+        if doc.get("external_network_id"):
+            ls, network = ext.locate(t, str(doc["external_network_id"]),
+                                     "external_network_id")
+            doc["vip"] = ext.allocate(t, self.hooks, ls, network, doc.get("vip"), "vip")
+        elif not doc.get("vip"):
+            raise BadRequest.field("vip", "required unless external_network_id is given")
+        lb = t.insert(LB, name=f"ovngw-lb-{doc['id']}", protocol=[doc["protocol"]])
+        self.materialize(t, lb, None, doc)
+        return lb
+
+    def apply_update(self, t: Txn, row: Any, old: Doc, new: Doc) -> None:
+        self.materialize(t, row, old, new)
+
+    def remove(self, t: Txn, row: Any, doc: Doc, cascade: bool) -> None:
+        for ls in self._switches(t, doc):
+            ls.delvalue("load_balancer", row)  # explicit: see ports.PortService.remove
+        for lr in self._routers(t, doc):
+            lr.delvalue("load_balancer", row)
+        vip_net = self._vip_network(t, doc)
+        if vip_net is not None:
+            self._sync_router(t, vip_net, doc["id"], None)
+        row.delete()
+
+    def lookup_keys(self, doc: Doc) -> dict[str, str]:
+        keys = {"vip": doc["vip"]}
+        keys.update({"net." + str(n): "1" for n in doc["networks"]})
+        keys.update({"gw." + str(g): "1" for g in doc["gateways"]})
+        if doc.get("external_network_id"):
+            keys["ext"] = str(doc["external_network_id"])
+            keys["held"] = ext.held_key(str(doc["external_network_id"]), doc["vip"])
+        for network_id, source in (doc.get("_sources") or {}).items():
+            keys["hcnet." + network_id] = "1"
+            keys["hcsrc." + network_id] = source
+        for port_id in doc.get("_ports") or []:
+            keys["bport." + port_id] = "1"
+        if doc.get("_vip_network"):
+            keys["vipnet." + doc["_vip_network"]] = "1"
+        return keys
+
+    def render(self, row: Any, doc: Doc) -> Doc:
+        shown = {k: v for k, v in doc.items() if not k.startswith("_")}
+        return {**shown, "status": {"backends": self._health(row, doc)}}
+
+    def complete(self, doc: Doc) -> None:
+        doc.setdefault("backends", [])
+        doc.setdefault("networks", [])
+        doc.setdefault("gateways", [])
+
+    def read_only_fields(self) -> tuple[str, ...]:
+        return ("_sources", "_ports", "_vip_network")
+
+    # -- document -> rows --------------------------------------------------------------------
+    def materialize(self, t: Txn, lb: Any, old: Doc | None, doc: Doc) -> None:
+        networks = self._tenant_networks(t, doc)
+        self._check_listeners(doc)
+        vip_net = self._place_vip(t, doc, networks)
+        ports = self._backend_ports(t, doc, networks)
+        lb.vips = vips_map(doc)
+        lb.options = ({"affinity_timeout": str(doc["session_affinity_timeout"])}
+                      if doc.get("session_affinity_timeout") else {})
+        self._health_check(t, lb, doc, ports, networks, old)
+        before_ls = {ls.uuid: ls for ls in self._switches(t, old)} if old else {}
+        after_ls = {ls.uuid: ls for ls in self._switches(t, doc)}
+        before_lr = {lr.uuid: lr for lr in self._routers(t, old)} if old else {}
+        after_lr = {lr.uuid: lr for lr in self._routers(t, doc)}
+        for before, after in ((before_ls, after_ls), (before_lr, after_lr)):
+            for key, row in before.items():
+                if key not in after:
+                    row.delvalue("load_balancer", lb)
+            for key, row in after.items():
+                if key not in before:
+                    row.addvalue("load_balancer", lb)
+        old_net = old.get("_vip_network") if old else None
+        if old_net and old_net != vip_net:
+            self._sync_router(t, old_net, doc["id"], None)
+        if vip_net:
+            self._sync_router(t, vip_net, doc["id"], doc["vip"])
+
+    def _tenant_networks(self, t: Txn, doc: Doc) -> dict[str, Doc]:
+        """Every network of the tenant, by id (backends may be in any of them)."""
+        return {str(entry.id): stored_doc(row) for entry in
+                t.entries(LS, "network", tenant=doc["tenant_id"])
+                if (row := t.row_of(LS, entry)) is not None}
+
+    @staticmethod
+    def _check_listeners(doc: Doc) -> None:
+        seen: set[int] = set()
+        for i, listener in enumerate(doc["listeners"]):
+            if listener["port"] in seen:
+                raise Conflict.field(f"listeners.{i}.port", "a second listener on this port")
+            seen.add(listener["port"])
+        family = ipaddress.ip_address(doc["vip"]).version
+        pairs: set[tuple[str, int | None]] = set()
+        for i, backend in enumerate(doc["backends"]):
+            if ipaddress.ip_address(backend["ip"]).version != family:
+                raise BadRequest.field(f"backends.{i}.ip", "not of the VIP's family")
+            pair = (backend["ip"], backend.get("port"))
+            if pair in pairs:
+                raise Conflict.field(f"backends.{i}", "the same backend twice")
+            pairs.add(pair)
+        if doc.get("health_check"):
+            if doc["protocol"] == "sctp":
+                raise BadRequest.field("health_check", "OVN's service monitor probes tcp "
+                                       "and udp only")
+            if not doc["backends"]:
+                raise BadRequest.field("backends", "a health check needs backends")
+            if family == 6:
+                raise BadRequest.field("health_check", "OVN 23.03's service monitor probes "
+                                       "IPv4 backends only")
+
+    def _place_vip(self, t: Txn, doc: Doc, networks: dict[str, Doc]) -> str | None:
+        """The attached network whose cidr holds the VIP, checked free there."""
+        doc.pop("_vip_network", None)
+        if doc.get("external_network_id"):
+            return None
+        for network_id in (str(n) for n in doc["networks"]):
+            network = networks.get(network_id)
+            if network is None or _net_of(doc["vip"], network) is None:
+                continue
+            if doc["vip"] == network["gateway_ip"]:
+                raise Conflict.field("vip", "the network's gateway address")
+            taken, _ = in_use(t, self.hooks, network)
+            mine = t.get(LB, KIND, doc["id"])
+            if doc["vip"] in taken and not (mine is not None
+                                            and stored_doc(mine)["vip"] == doc["vip"]):
+                raise Conflict.field("vip", "in use in the network")
+            bump_allocation(t.get(LS, "network", network_id))
+            doc["_vip_network"] = network_id
+            return network_id
+        return None
+
+    def _backend_ports(self, t: Txn, doc: Doc, networks: dict[str, Doc]) -> dict[str, Any]:
+        """backend ip -> (port id, network id); every backend inside a tenant network."""
+        by_ip: dict[str, tuple[str, str]] = {}
+        for i, backend in enumerate(doc["backends"]):
+            home = next((n for n in networks.values() if _net_of(backend["ip"], n)), None)
+            if home is None:
+                raise BadRequest.field(f"backends.{i}.ip", "not inside a network of the "
+                                       "tenant")
+            if doc.get("health_check") and backend["ip"] not in by_ip:
+                port = next((e.id for e in t.entries(LSP, "port", parent=home["id"])
+                             if e.doc is not None and backend["ip"] in e.doc["ips"]), None)
+                if port is None:
+                    raise BadRequest.field(f"backends.{i}.ip", "health checks need backends "
+                                           "that are ports of the tenant")
+                by_ip[backend["ip"]] = (port, home["id"])
+        doc["_ports"] = sorted({port for port, _ in by_ip.values()})
+        return by_ip
+
+    def _health_check(self, t: Txn, lb: Any, doc: Doc, ports: dict[str, Any],
+                      networks: dict[str, Doc], old: Doc | None) -> None:
+        check = doc.get("health_check")
+        sources: dict[str, str] = {}
+        if check:
+            held = (old or {}).get("_sources") or {}
+            for _, network_id in ports.values():
+                if network_id not in sources:
+                    sources[network_id] = held.get(network_id) or \
+                        self._source_address(t, networks[network_id])
+        doc["_sources"] = sources
+        lb.ip_port_mappings = {ip: f"{port}:{_host(sources[net])}"
+                               for ip, (port, net) in ports.items()}
+        options = {k: str(v) for k, v in (check or {}).items()}
+        wanted = sorted(vips_map(doc)) if check else []
+        have = sorted((getattr(lb, "health_check", None) or []), key=lambda r: r.vip)
+        if [(r.vip, dict(r.options)) for r in have] != [(v, options) for v in wanted]:
+            lb.health_check = [t.insert(LB_HC, vip=v, options=options) for v in wanted]
+
+    def _source_address(self, t: Txn, network: Doc) -> str:
+        """An address of the network no port gets: the probes' source."""
+        taken, _ = in_use(t, self.hooks, network)
+        taken |= set(t.inserted.get((LB, "sources:" + network["id"]), ()))
+        free = ipam.next_free_v4(network["cidr"], taken)
+        if free is None:
+            raise Conflict.field("health_check", f"no free address in network "
+                                 f"{network['name']} for the probes' source")
+        t.inserted.setdefault((LB, "sources:" + network["id"]), []).append(free)
+        bump_allocation(t.get(LS, "network", network["id"]))
+        return free
+
+    def _switches(self, t: Txn, doc: Doc) -> list[Any]:
+        found = []
+        for i, network_id in enumerate(doc["networks"]):
+            ls = t.get(LS, "network", str(network_id))
+            if ls is None or ls.external_ids.get(naming.TENANT) != doc["tenant_id"]:
+                raise NotFound.field(f"networks.{i}", "network")
+            found.append(ls)
+        return found
+
+    def _routers(self, t: Txn, doc: Doc) -> list[Any]:
+        found = []
+        for i, gateway_id in enumerate(doc["gateways"]):
+            lr = t.get(LR, GATEWAY, str(gateway_id))
+            if lr is None or lr.external_ids.get(naming.TENANT) != doc["tenant_id"]:
+                raise NotFound.field(f"gateways.{i}", "gateway")
+            found.append(lr)
+        return found
+
+    @staticmethod
+    def _vip_network(t: Txn, doc: Doc) -> str | None:
+        return doc.get("_vip_network")
+
+    # -- the per-network router that answers for VIPs ----------------------------------------
+    def _sync_router(self, t: Txn, network_id: str, lb_id: str, vip: str | None) -> None:
+        vips = {ip for i, ip in self._vips_in(t, network_id) if i != lb_id}
+        if vip:
+            vips.add(vip)
+        ls = t.get(LS, "network", network_id)
+        router = t.get(LR, ROUTER, network_id)
+        link = t.get(LSP, ROUTER, network_id)
+        if not vips or ls is None:
+            if link is not None:
+                if ls is not None:
+                    ls.delvalue("ports", link)
+                link.delete()
+            if router is not None:
+                router.delete()
+            return
+        network = stored_doc(ls)
+        tenant = network["tenant_id"]
+        addresses = sorted(f"{ip}/{_net_of(ip, network).prefixlen}"  # type: ignore[union-attr]
+                           for ip in vips)
+        name = f"ovngw-lbr-{network_id}"
+        if router is None:
+            port = t.insert(LRP, name=name, networks=addresses, mac=ipam.derived_mac(
+                self.settings.mac_prefix, "lb-router/" + network_id),
+                external_ids=naming.owner_ids(ROUTER, network_id, tenant, parent=network_id))
+            t.insert(LR, name=name, ports=[port], external_ids=naming.owner_ids(
+                ROUTER, network_id, tenant, parent=network_id))
+            link = t.insert(LSP, name=name + "-link", type="router", addresses=["router"],
+                            options={"router-port": name},
+                            external_ids=naming.owner_ids(ROUTER, network_id, tenant,
+                                                          parent=network_id))
+            ls.addvalue("ports", link)
+            return
+        for port in router.ports:
+            if sorted(port.networks) != addresses:
+                port.networks = addresses
+
+    @staticmethod
+    def _vips_in(t: Txn, network_id: str) -> list[tuple[str, str]]:
+        """(load balancer id, VIP) of the VIPs placed in a network (committed state)."""
+        index = t.indexes[LB]
+        out = []
+        for lb_id in index.ids_by_key(KIND, "vipnet." + network_id, "1"):
+            entry = index.by_id(KIND, lb_id)
+            if entry is not None:
+                out.append((lb_id, dict(entry.keys)["vip"]))
+        return out
+
+    # -- health, from the southbound ---------------------------------------------------------
+    def _health(self, row: Any, doc: Doc) -> list[Doc]:
+        monitors = southbound.service_monitors(self.settings.sb_db) \
+            if self.settings.sb_db and doc.get("health_check") else {}
+        out = []
+        for listener in doc["listeners"]:
+            target = listener.get("backend_port") or listener["port"]
+            for backend in doc["backends"]:
+                port = backend.get("port") or target
+                status = monitors.get((backend["ip"], port, doc["protocol"]), "unknown")
+                entry = {"ip": backend["ip"], "port": port, "status": status}
+                if entry not in out:
+                    out.append(entry)
+        return out
+
+    # -- what load balancers do when others change --------------------------------------------
+    def _rewrite(self, t: Txn, row: Any, changes: Doc) -> None:
+        old = stored_doc(row)
+        new = {**old, **changes, "revision": old["revision"] + 1, "updated_at": now()}
+        self.materialize(t, row, old, new)
+        self.write_ownership(row, new)
+
+    def network_deleting(self, t: Txn, event: NetworkEvent) -> None:
+        assert event.old is not None
+        network = event.old
+        for row in self._users(t, network["id"]):
+            doc = stored_doc(row)
+            if doc.get("_vip_network") == network["id"]:
+                raise Conflict(f"the VIP of load balancer {doc['name']!r} is in the network; "
+                               "delete the load balancer first")
+            if not event.cascade:
+                raise Conflict(f"network is used by load balancer {doc['name']!r}; detach "
+                               "it or use ?cascade=true")
+            self._rewrite(t, row, {
+                "networks": [n for n in doc["networks"] if str(n) != network["id"]],
+                "backends": [b for b in doc["backends"] if not _net_of(b["ip"], network)]})
+
+    def _users(self, t: Txn, network_id: str) -> list[Any]:
+        rows = {r.uuid: r for r in t.rows_by_key(LB, KIND, "net." + network_id, "1")}
+        rows.update({r.uuid: r for r in t.rows_by_key(LB, KIND, "vipnet." + network_id, "1")})
+        network = stored_doc(t.get(LS, "network", network_id))
+        for row in t.rows(LB, KIND, tenant=network["tenant_id"]):
+            if any(_net_of(b["ip"], network) for b in stored_doc(row)["backends"]):
+                rows[row.uuid] = row
+        return list(rows.values())
+
+    def port_changed(self, t: Txn, event: PortEvent) -> None:
+        if event.old is None:
+            return
+        for row in t.rows_by_key(LB, KIND, "bport." + event.port_id, "1"):
+            doc = stored_doc(row)
+            backends = {b["ip"] for b in doc["backends"]}
+            kept = set((event.new or {}).get("ips") or [])
+            if backends & (set(event.old["ips"]) - kept):
+                raise Conflict(f"the port is a health-checked backend of load balancer "
+                               f"{doc['name']!r}; remove it there first")
+
+    def resource_changing(self, t: Txn, event: ResourceEvent) -> None:
+        if event.old is None or event.new is not None:
+            return
+        if event.kind == ext.KIND:
+            users = sorted(stored_doc(r)["name"] for r in
+                           t.rows_by_key(LB, KIND, "ext", event.old["id"]))
+            if users:
+                raise Conflict("external network holds the VIPs of load balancers "
+                               f"{', '.join(users)}")
+            return
+        if event.kind != GATEWAY:
+            return
+        for row in list(t.rows_by_key(LB, KIND, "gw." + event.old["id"], "1")):
+            doc = stored_doc(row)
+            self._rewrite(t, row, {"gateways": [g for g in doc["gateways"]
+                                                if str(g) != event.old["id"]]})
+
+    def address_taken(self, t: Txn, network: Doc, ip: str) -> bool:
+        return bool(t.indexes[LB].ids_by_key(KIND, "held", ext.held_key(network["id"], ip)))
+
+    def reserved_addresses(self, t: Txn, network: Doc) -> set[str]:
+        held = {ip for _, ip in self._vips_in(t, network["id"])}
+        held.update(t.keys_by_key(LB, KIND, "hcnet." + network["id"], "1",
+                                  "hcsrc." + network["id"]))
+        return held
