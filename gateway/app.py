@@ -49,6 +49,16 @@ class Gateway:
     api: Any = None
     document: Any = None
 
+    def start(self) -> None:
+        """The northbound connection and the kinds' workers (idempotent: after fork, at the
+        first request, or at once)."""
+        self.nb.start()
+        self.services.start()
+
+    def stop(self) -> None:
+        self.services.stop()
+        self.nb.stop()
+
 
 def create_app(settings: Settings | None = None, nb: Northbound | None = None,
                start: bool = True) -> Flask:
@@ -79,7 +89,7 @@ def create_app(settings: Settings | None = None, nb: Northbound | None = None,
     _install_hooks(app, settings)
     gw.api = api
     if start:
-        nb.start()
+        gw.start()
     return app
 
 
@@ -92,7 +102,7 @@ def _install_hooks(app: Flask, settings: Settings) -> None:
     @app.before_request
     def _begin() -> None:
         g.started = time.perf_counter()
-        app.extensions["gateway"].nb.start()  # no-op once started
+        app.extensions["gateway"].start()  # no-op once started
         rid = request.headers.get("X-Request-ID", "")
         g.request_id = rid if _REQUEST_ID.fullmatch(rid) else uuid.uuid4().hex
         if request.blueprint in FAMILY and request.method != "OPTIONS":

@@ -38,7 +38,7 @@ def _serve(settings: Settings) -> None:
             self.cfg.set("timeout", 60)
             self.cfg.set("control_socket_disable", True)
             self.cfg.set("post_worker_init", lambda worker: worker.wsgi.extensions[
-                "gateway"].nb.start())
+                "gateway"].start())
 
         def load(self) -> Any:
             return create_app(settings, start=False)

@@ -49,7 +49,7 @@ def _select(remote: str, table: str, columns: list[str], timeout: float,
     raise OSError(f"southbound database {remote} did not answer")
 
 
-def _cached(remote: str, key: str, fetch: Any) -> Any:
+def _cached(remote: str, key: str, fetch: Any, ttl: float = TTL) -> Any:
     now = time.monotonic()
     with _lock:
         hit = _cache.get((remote, key))
@@ -57,7 +57,7 @@ def _cached(remote: str, key: str, fetch: Any) -> Any:
             return hit[1]
     value = fetch()
     with _lock:
-        _cache[(remote, key)] = (now + TTL, value)
+        _cache[(remote, key)] = (now + ttl, value)
     return value
 
 
@@ -102,7 +102,8 @@ def bound_chassis(remote: str, timeout: float = 1.0) -> dict[str, str]:
         return {}
 
 
-def service_monitors(remote: str, timeout: float = 1.0) -> dict[tuple[str, int, str], str]:
+def service_monitors(remote: str, timeout: float = 1.0,
+                     ttl: float = 1.0) -> dict[tuple[str, int, str], str]:
     """(backend ip, port, protocol) -> online | offline, from OVN's service monitor."""
     def fetch() -> dict[tuple[str, int, str], str]:
         found = {}
@@ -115,7 +116,7 @@ def service_monitors(remote: str, timeout: float = 1.0) -> dict[tuple[str, int, 
                 found[(str(row["ip"]), int(row["port"]), proto)] = status
         return found
     try:
-        return dict(_cached(remote, "monitors", fetch))
+        return dict(_cached(remote, "monitors", fetch, ttl))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         LOG.warning("southbound: no service monitors: %s", exc)
         return {}

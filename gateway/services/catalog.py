@@ -41,6 +41,15 @@ class Services:
             self._by_type[cls] = resource
             resources.append(resource)
         self._by_type[QuotaService] = QuotaService(nb, settings, resources)
+        self.workers = [w for resource in resources for w in resource.background()]
+
+    def start(self) -> None:
+        for worker in self.workers:
+            worker.start()
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
 
     def of(self, cls: type[S]) -> S:
         found = self._by_type[cls]

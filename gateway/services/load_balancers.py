@@ -10,9 +10,11 @@ port, the switch's load balancer DNATs the packet, and the router hands it to th
 from __future__ import annotations
 
 import ipaddress
+import logging
+import threading
 from typing import Any
 
-from gateway.errors import BadRequest, Conflict, NotFound
+from gateway.errors import BadRequest, Conflict, GatewayError, NotFound
 from gateway.ovn import naming, southbound
 from gateway.ovn.tables import LB, LB_HC, LR, LRP, LS, LSP
 from gateway.ovn.transaction import Txn
@@ -23,8 +25,11 @@ from gateway.services.lifecycle import Listener, NetworkEvent, PortEvent, Resour
 from gateway.services.ports import bump_allocation, in_use
 from gateway.services.resources import TENANT_COLUMNS, Doc, Resource, now, stored_doc
 
+LOG = logging.getLogger(__name__)
 KIND = "load-balancer"
 ROUTER = "lb-router"
+PROBE = "lb-probe"
+WATCH_INTERVAL = 1.0  # seconds between looks at the service monitor
 
 
 def _host(ip: str) -> str:
@@ -40,14 +45,25 @@ def _net_of(ip: str, network: Doc) -> ipaddress.IPv4Network | ipaddress.IPv6Netw
     return None
 
 
-def vips_map(doc: Doc) -> dict[str, str]:
-    """OVN `vips`: "VIP:port" -> "backend:port,..." per listener."""
+def vips_map(doc: Doc, offline: frozenset[tuple[str, int]] = frozenset()) -> dict[str, str]:
+    """OVN `vips`: "VIP:port" -> "backend:port,..." per listener, without the backends the
+    service monitor reports offline (all of them if none is left: nothing better exists)."""
     out = {}
     for listener in doc["listeners"]:
         target = listener.get("backend_port") or listener["port"]
+        pairs = [(b["ip"], b.get("port") or target) for b in doc["backends"]]
+        alive = [p for p in pairs if p not in offline] or pairs
         out[f"{_host(doc['vip'])}:{listener['port']}"] = ",".join(
-            f"{_host(b['ip'])}:{b.get('port') or target}" for b in doc["backends"])
+            f"{_host(ip)}:{port}" for ip, port in alive)
     return out
+
+
+def offline_backends(monitors: dict[tuple[str, int, str], str],
+                     doc: Doc) -> frozenset[tuple[str, int]]:
+    if not doc.get("health_check"):
+        return frozenset()
+    return frozenset((ip, port) for (ip, port, protocol), status in monitors.items()
+                     if status == "offline" and protocol == doc["protocol"])
 
 
 class LoadBalancerService(Resource, Listener):
@@ -68,6 +84,9 @@ class LoadBalancerService(Resource, Listener):
         LRP: frozenset({"name", "mac", "networks", "external_ids"}),
         LSP: frozenset({"name", "type", "addresses", "options", "external_ids"}),
     }
+
+    def background(self) -> list[Any]:
+        return [HealthWatch(self)]
 
     # -- the resource ----------------------------------------------------------------------
     def write_new(self, t: Txn, doc: Doc, parent: Any, tenant_row: Any) -> Any:
@@ -92,6 +111,9 @@ class LoadBalancerService(Resource, Listener):
         vip_net = self._vip_network(t, doc)
         if vip_net is not None:
             self._sync_router(t, vip_net, doc["id"], None)
+        probe = t.get(LB, PROBE, doc["id"])
+        if probe is not None:
+            probe.delete()
         row.delete()
 
     def lookup_keys(self, doc: Doc) -> dict[str, str]:
@@ -128,10 +150,11 @@ class LoadBalancerService(Resource, Listener):
         self._check_listeners(doc)
         vip_net = self._place_vip(t, doc, networks)
         ports = self._backend_ports(t, doc, networks)
-        lb.vips = vips_map(doc)
+        lb.vips = vips_map(doc, offline_backends(self._monitors(), doc))
         lb.options = ({"affinity_timeout": str(doc["session_affinity_timeout"])}
                       if doc.get("session_affinity_timeout") else {})
         self._health_check(t, lb, doc, ports, networks, old)
+        self._sync_probe(t, lb, doc)
         before_ls = {ls.uuid: ls for ls in self._switches(t, old)} if old else {}
         after_ls = {ls.uuid: ls for ls in self._switches(t, doc)}
         before_lr = {lr.uuid: lr for lr in self._routers(t, old)} if old else {}
@@ -239,6 +262,31 @@ class LoadBalancerService(Resource, Listener):
         if [(r.vip, dict(r.options)) for r in have] != [(v, options) for v in wanted]:
             lb.health_check = [t.insert(LB_HC, vip=v, options=options) for v in wanted]
 
+    def _sync_probe(self, t: Txn, lb: Any, doc: Doc) -> None:
+        """With a health check, a second Load_Balancer on no datapath holds every backend:
+        it keeps OVN probing the backends that the traffic one leaves out while they are
+        offline (ovn-northd makes service monitors for every load balancer with checks)."""
+        probe = t.get(LB, PROBE, doc["id"])
+        if not doc.get("health_check"):
+            if probe is not None:
+                probe.delete()
+            return
+        if probe is None:
+            probe = t.insert(LB, name=f"ovngw-lb-{doc['id']}-probe", protocol=[doc["protocol"]],
+                             external_ids=naming.owner_ids(PROBE, doc["id"], doc["tenant_id"],
+                                                           parent=doc["id"]))
+        probe.vips = vips_map(doc)
+        probe.ip_port_mappings = lb.ip_port_mappings
+        have = [(r.vip, dict(r.options)) for r in getattr(probe, "health_check", None) or []]
+        wanted = [(r.vip, dict(r.options)) for r in lb.health_check]
+        if sorted(have) != sorted(wanted):
+            probe.health_check = [t.insert(LB_HC, vip=v, options=o) for v, o in wanted]
+
+    def _monitors(self) -> dict[tuple[str, int, str], str]:
+        if not self.settings.sb_db:
+            return {}
+        return southbound.service_monitors(self.settings.sb_db)
+
     def _source_address(self, t: Txn, network: Doc) -> str:
         """An address of the network no port gets: the probes' source."""
         taken, _ = in_use(t, self.hooks, network)
@@ -323,8 +371,7 @@ class LoadBalancerService(Resource, Listener):
 
     # -- health, from the southbound ---------------------------------------------------------
     def _health(self, row: Any, doc: Doc) -> list[Doc]:
-        monitors = southbound.service_monitors(self.settings.sb_db) \
-            if self.settings.sb_db and doc.get("health_check") else {}
+        monitors = self._monitors() if doc.get("health_check") else {}
         out = []
         for listener in doc["listeners"]:
             target = listener.get("backend_port") or listener["port"]
@@ -403,3 +450,65 @@ class LoadBalancerService(Resource, Listener):
         held.update(t.keys_by_key(LB, KIND, "hcnet." + network["id"], "1",
                                   "hcsrc." + network["id"]))
         return held
+
+
+class HealthWatch:
+    """Keeps offline backends out of the traffic path. OVN 23.03 pins a client with session
+    affinity to its backend even after the service monitor marks it offline; taking the
+    backend out of `vips` moves the client at once. The probe load balancer keeps the
+    backend monitored meanwhile, and it comes back when the monitor says online.
+    Every gateway process with a southbound runs one; their writes are the same."""
+
+    def __init__(self, service: LoadBalancerService) -> None:
+        self.service = service
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        if self._thread is None and self.service.settings.sb_db:
+            self._thread = threading.Thread(target=self._run, name="lb-health", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(WATCH_INTERVAL):
+            try:
+                self.sweep()
+            except GatewayError as exc:  # the database is away: try again next round
+                LOG.info("load balancer health: %s", exc.detail)
+            except Exception:
+                LOG.exception("load balancer health sweep failed")
+
+    def sweep(self) -> int:
+        """Write vips where they differ from what the monitor says; returns the count."""
+        nb = self.service.nb
+        if not nb.ready:
+            return 0
+        monitors = self.service._monitors()
+        stale = []
+        for entry in list(nb.index(LB).entries(KIND)):
+            row = nb.row(LB, entry.row_uuid)
+            if row is None:
+                continue
+            doc = stored_doc(row, committed=True)
+            if doc.get("health_check") and \
+                    dict(row.vips) != vips_map(doc, offline_backends(monitors, doc)):
+                stale.append(entry.id)
+        for lb_id in stale:
+            def change(t: Txn, lb_id: str = lb_id) -> None:
+                self._apply(t, lb_id, monitors)
+            nb.transact(change, "lb_health")
+        return len(stale)
+
+    @staticmethod
+    def _apply(t: Txn, lb_id: str, monitors: dict[tuple[str, int, str], str]) -> None:
+        row = t.get(LB, KIND, lb_id)
+        if row is None:
+            return
+        row.verify("external_ids")  # the document it was computed from
+        doc = stored_doc(row)
+        wanted = vips_map(doc, offline_backends(monitors, doc))
+        if dict(row.vips) != wanted:
+            row.vips = wanted

@@ -88,6 +88,10 @@ class Resource:
         self.settings = settings
         self.hooks = hooks
 
+    def background(self) -> list[Any]:
+        """Workers the kind runs beside the requests (objects with start() and stop())."""
+        return []
+
     # -- hooks for each kind --------------------------------------------------------------
     def write_new(self, t: Txn, doc: Doc, parent: Any, tenant_row: Any) -> Any:
         raise NotImplementedError
