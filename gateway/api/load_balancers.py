@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
+from typing import Any
+
+from flask import g
+from flask.views import MethodView
+
 from gateway.api import crud, gateways, networks
-from gateway.api.common import Blueprint
+from gateway.api.common import Blueprint, if_match, principal, service
+from gateway.errors import NotFound
 from gateway.schemas.load_balancers import (
+    Backend,
+    BackendQuery,
     LoadBalancerListQuery,
     LoadBalancerListSchema,
     LoadBalancerPatchSchema,
@@ -33,3 +42,55 @@ KIND = crud.Kind(
                      "addresses are released."})
 crud.collection(KIND)
 crud.item(KIND, "/<uuid:load_balancer_id>")
+
+
+@blp.route("/<uuid:load_balancer_id>/backends")
+class Backends(MethodView):
+    @blp.arguments(Backend())
+    @blp.response(201, Backend)
+    def post(self, backend: dict[str, Any], load_balancer_id: Any) -> Any:
+        """Add one backend (If-Match honoured)
+
+        The same checks as a PATCH of `backends`, without sending the whole list: a
+        backend already there is 409. Answers the backend, with the load balancer's new
+        revision as ETag."""
+        doc = service(LoadBalancerService).add_backend(
+            principal("load-balancers", "write"), str(load_balancer_id), backend, if_match())
+        g.audit_resource = doc["id"]
+        return backend, 201, {"ETag": f'"{doc["revision"]}"', "Location":
+                              f"/v1/load-balancers/{doc['id']}/backends/{backend['ip']}"}
+
+
+@blp.route("/<uuid:load_balancer_id>/backends/<string:ip>")
+class BackendItem(MethodView):
+    @blp.response(200, Backend)
+    def get(self, load_balancer_id: Any, ip: str) -> Any:
+        """One backend of a load balancer (the first with this address)
+
+        Answers the backend as it was added, with the load balancer's revision as ETag;
+        its health is in the load balancer's `status.backends`."""
+        doc = service(LoadBalancerService).get(principal("load-balancers", "read"),
+                                               str(load_balancer_id))
+        found = [b for b in doc["backends"] if b["ip"] == _address(ip)]
+        if not found:
+            raise NotFound.field("ip", "backend")
+        return found[0], 200, {"ETag": f'"{doc["revision"]}"'}
+
+    @blp.arguments(BackendQuery(), location="query")
+    @blp.response(204)
+    def delete(self, query: dict[str, Any], load_balancer_id: Any, ip: str) -> None:
+        """Remove one backend (If-Match honoured)
+
+        The backend with this address (and `port`, when given; otherwise every backend of
+        the address). Not a backend: 404."""
+        doc = service(LoadBalancerService).remove_backend(
+            principal("load-balancers", "write"), str(load_balancer_id), ip,
+            query.get("port"), if_match())
+        g.audit_resource = doc["id"]
+
+
+def _address(ip: str) -> str:
+    try:
+        return str(ipaddress.ip_address(ip))
+    except ValueError:
+        return ip  # matches no backend: 404 like any other absent one

@@ -118,3 +118,8 @@ LoadBalancerListSchema = list_schema(LoadBalancerSchema, "LoadBalancerList")
 
 class LoadBalancerListQuery(ListQuery):
     pass
+
+
+class BackendQuery(StrictSchema):
+    port = fields.Integer(strict=False, validate=PORT, metadata={
+        "description": "Only the backend with this port override.", "example": 8080})

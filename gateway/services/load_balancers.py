@@ -88,6 +88,31 @@ class LoadBalancerService(Resource, Listener):
     def background(self) -> list[Any]:
         return [HealthWatch(self)]
 
+    # -- one backend at a time: no need to send, validate and render the whole list ----------
+    def add_backend(self, principal: Any, lb_id: str, backend: Doc,
+                    if_match: int | None) -> Doc:
+        def grow(doc: Doc) -> Doc:
+            if any(b["ip"] == backend["ip"] and b.get("port") == backend.get("port")
+                   for b in doc["backends"]):
+                raise Conflict.field("ip", "already a backend")
+            return {**doc, "backends": [*doc["backends"], backend]}
+        return self.update(principal, lb_id, {}, if_match, grow)
+
+    def remove_backend(self, principal: Any, lb_id: str, ip: str, port: int | None,
+                       if_match: int | None) -> Doc:
+        try:
+            address = str(ipaddress.ip_address(ip))
+        except ValueError:
+            address = ip  # no backend has it: 404 once the load balancer is found
+
+        def shrink(doc: Doc) -> Doc:
+            kept = [b for b in doc["backends"]
+                    if not (b["ip"] == address and (port is None or b.get("port") == port))]
+            if len(kept) == len(doc["backends"]):
+                raise NotFound.field("ip", "backend")
+            return {**doc, "backends": kept}
+        return self.update(principal, lb_id, {}, if_match, shrink)
+
     # -- the resource ----------------------------------------------------------------------
     def write_new(self, t: Txn, doc: Doc, parent: Any, tenant_row: Any) -> Any:
         if doc.get("external_network_id"):
@@ -228,8 +253,12 @@ class LoadBalancerService(Resource, Listener):
     def _backend_ports(self, t: Txn, doc: Doc, networks: dict[str, Doc]) -> dict[str, Any]:
         """backend ip -> (port id, network id); every backend inside a tenant network."""
         by_ip: dict[str, tuple[str, str]] = {}
+        prefixes = [(ipaddress.ip_network(cidr), n) for n in networks.values()
+                    for cidr in (n["cidr"], n.get("ipv6_cidr")) if cidr]
         for i, backend in enumerate(doc["backends"]):
-            home = next((n for n in networks.values() if _net_of(backend["ip"], n)), None)
+            address = ipaddress.ip_address(backend["ip"])
+            home = next((n for net, n in prefixes
+                         if net.version == address.version and address in net), None)
             if home is None:
                 raise BadRequest.field(f"backends.{i}.ip", "not inside a network of the "
                                        "tenant")

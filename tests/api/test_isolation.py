@@ -108,14 +108,23 @@ ADMIN_WRITES = {_collection(kind) for kind in KINDS if kind.service.admin_writes
 A_VALUES: dict[str, Callable[[TenantA], str]] = {
     **{kind.path_var: (lambda a, k=kind: a.resources[k.service.kind]["id"]) for kind in KINDS},
     "tenant": lambda a: a.tenant,
+    "ip": lambda a: BACKEND["ip"],  # a backend of A's load balancer (added where needed)
 }
 # Endpoints only admins may call at all: B gets 403 whatever the tenant in the path.
 ADMIN_ONLY_PREFIXES = ("/v1/tenants/",)
 # A valid body for POST on an item URL (a create below another resource).
+BACKEND = {"ip": "10.44.0.11"}  # inside A's network
 ITEM_POST_BODIES: dict[str, Callable[[TenantA], dict[str, Any]]] = {
-    _rule_of(kind.example.path): (lambda a, k=kind: {**_fresh(k.example.body),
-                                                      "description": "from b"})
-    for kind in KINDS if kind.example.path
+    **{_rule_of(kind.example.path): (lambda a, k=kind: {**_fresh(k.example.body),
+                                                         "description": "from b"})
+       for kind in KINDS if kind.example.path},
+    "/v1/load-balancers/<uuid:load_balancer_id>/backends": lambda a: dict(BACKEND),
+}
+# What an admin's call on A's item needs to exist first.
+ADMIN_SETUP: dict[str, Callable[[ApiClient, TenantA], Any]] = {
+    "/v1/load-balancers/<uuid:load_balancer_id>/backends/<string:ip>": lambda admin, a:
+        admin.post(f"/v1/load-balancers/{a.resources['load-balancer']['id']}/backends",
+                   BACKEND),
 }
 # A valid PATCH body; the default suits every resource (all have `description`).
 PATCH_BODIES: dict[str, Callable[[TenantA], dict[str, Any]]] = {
@@ -604,10 +613,14 @@ def test_admin_acts_on_another_tenants_items(endpoint: Endpoint, tenant_a: Tenan
     if reason := endpoint.uncovered():
         pytest.fail(reason)
     path = endpoint.path(endpoint.of_a(tenant_a))
+    if endpoint.rule in ADMIN_SETUP:
+        assert ADMIN_SETUP[endpoint.rule](admin_api, tenant_a).status_code == 201
     if endpoint.method == "DELETE" and endpoint.rule not in ADMIN_DELETE_QUERY:
         # What A built on the resource (kinds registered after it) goes first.
         (kind,) = [k for k in KINDS if endpoint.rule.startswith(_collection(k) + "/<")]
-        for later in reversed(KINDS[KINDS.index(kind) + 1:]):
+        later_kinds = [] if endpoint.rule != f"{_collection(kind)}/<uuid:{kind.path_var}>" \
+            else KINDS[KINDS.index(kind) + 1:]
+        for later in reversed(later_kinds):
             doc = tenant_a.resources[later.service.kind]
             gone = admin_api.delete(later.location.format(id=doc["id"]))
             assert gone.status_code == 204, gone.get_data(as_text=True)

@@ -184,7 +184,7 @@ class Owned:
             "network_id": self._network, "port_id": self._port, "record_id": self._record,
             "policy_id": self._policy, "external_network_id": self._external,
             "gateway_id": self._gateway, "floating_ip_id": self._floating_ip,
-            "load_balancer_id": self._load_balancer,
+            "load_balancer_id": self._load_balancer, "ip": lambda: "10.250.0.9",
         }
 
     def _made(self, key: str, path: str, make: Callable[[], str]) -> str:
@@ -210,9 +210,11 @@ class Owned:
             "/v1/gateways", {"name": unique("st")}))
 
     def _load_balancer(self) -> str:
+        self._network()  # the backend's network (10.250.0.0/24)
         return self._made("load_balancer_id", "/v1/load-balancers/{}", lambda: self._post(
             "/v1/load-balancers", {"name": unique("st"), "vip": "172.30.9.9",
-                                   "listeners": [{"port": 80}]}))
+                                   "listeners": [{"port": 80}],
+                                   "backends": [{"ip": "10.250.0.9"}]}))
 
     def _floating_ip(self) -> str:
         return self._made("floating_ip_id", "/v1/floating-ips/{}", lambda: self._post(
