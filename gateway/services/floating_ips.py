@@ -139,6 +139,13 @@ class FloatingIpService(Resource, Listener):
                 self._rewrite(t, row, {})
 
     def resource_changing(self, t: Txn, event: ResourceEvent) -> None:
+        if event.kind == ext.KIND and event.old is not None and event.new is None:
+            held = sorted(stored_doc(r)["ip"] for r in
+                          t.rows_by_key(AS, KIND, "ext", event.old["id"]))
+            if held:
+                raise Conflict("external network holds floating IPs "
+                               f"{', '.join(held)}; release them first")
+            return
         if event.kind != GATEWAY or event.old is None:
             return
         for row in list(t.rows_by_key(AS, KIND, "gateway", event.old["id"])):

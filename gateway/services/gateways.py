@@ -202,6 +202,10 @@ class GatewayService(Resource, Listener):
         external["ip"] = ip
         external.setdefault("snat", True)
         net = ipaddress.IPv4Network(network["cidr"])
+        for network_id, cidr in cidrs:
+            if cidr.version == 4 and cidr.overlaps(net):
+                raise Conflict.field("external.network_id", f"{network['cidr']} overlaps "
+                                     f"attached network {network_id}")
         nexthop_nets.append(net)
         key = f"{doc['id']}/external"
         want.ports[key] = {"name": port_name(doc["id"], "ext"),
@@ -332,10 +336,19 @@ class GatewayService(Resource, Listener):
 
     # -- what gateways do when networks change -------------------------------------------
     def network_changed(self, t: Txn, event: NetworkEvent) -> None:
-        if event.old is None or event.new is None:
+        old, new = event.old, event.new
+        if old is None or new is None:
             return
-        for lr in gateways_of_network(t, event.new["id"]):
-            self.materialize(t, lr, stored_doc(lr))
+        for lr in gateways_of_network(t, new["id"]):
+            gateway = stored_doc(lr)
+            # A router on the network's gateway_ip follows it (DHCP offers the new one).
+            moved = [{**a, "ip": new["gateway_ip"]}
+                     if str(a["network_id"]) == new["id"] and a["ip"] == old["gateway_ip"]
+                     else a for a in gateway["networks"]]
+            if moved != gateway["networks"]:
+                self.rewrite(t, lr, gateway, {"networks": moved})
+            else:
+                self.materialize(t, lr, gateway)
 
     def network_deleting(self, t: Txn, event: NetworkEvent) -> None:
         assert event.old is not None

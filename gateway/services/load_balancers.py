@@ -172,9 +172,11 @@ class LoadBalancerService(Resource, Listener):
     # -- document -> rows --------------------------------------------------------------------
     def materialize(self, t: Txn, lb: Any, old: Doc | None, doc: Doc) -> None:
         networks = self._tenant_networks(t, doc)
-        self._check_listeners(doc)
+        # Backends already there were checked when they came (cidrs cannot change).
+        known = {(b["ip"], b.get("port")) for b in (old or {}).get("backends") or []}
+        self._check_listeners(doc, known)
         vip_net = self._place_vip(t, doc, networks)
-        ports = self._backend_ports(t, doc, networks)
+        ports = self._backend_ports(t, doc, networks, known)
         lb.vips = vips_map(doc, offline_backends(self._monitors(), doc))
         lb.options = ({"affinity_timeout": str(doc["session_affinity_timeout"])}
                       if doc.get("session_affinity_timeout") else {})
@@ -204,7 +206,7 @@ class LoadBalancerService(Resource, Listener):
                 if (row := t.row_of(LS, entry)) is not None}
 
     @staticmethod
-    def _check_listeners(doc: Doc) -> None:
+    def _check_listeners(doc: Doc, known: set[tuple[str, Any]]) -> None:
         seen: set[int] = set()
         for i, listener in enumerate(doc["listeners"]):
             if listener["port"] in seen:
@@ -213,9 +215,9 @@ class LoadBalancerService(Resource, Listener):
         family = ipaddress.ip_address(doc["vip"]).version
         pairs: set[tuple[str, int | None]] = set()
         for i, backend in enumerate(doc["backends"]):
-            if ipaddress.ip_address(backend["ip"]).version != family:
-                raise BadRequest.field(f"backends.{i}.ip", "not of the VIP's family")
             pair = (backend["ip"], backend.get("port"))
+            if pair not in known and ipaddress.ip_address(backend["ip"]).version != family:
+                raise BadRequest.field(f"backends.{i}.ip", "not of the VIP's family")
             if pair in pairs:
                 raise Conflict.field(f"backends.{i}", "the same backend twice")
             pairs.add(pair)
@@ -250,21 +252,30 @@ class LoadBalancerService(Resource, Listener):
             return network_id
         return None
 
-    def _backend_ports(self, t: Txn, doc: Doc, networks: dict[str, Doc]) -> dict[str, Any]:
-        """backend ip -> (port id, network id); every backend inside a tenant network."""
+    def _backend_ports(self, t: Txn, doc: Doc, networks: dict[str, Doc],
+                       known: set[tuple[str, Any]]) -> dict[str, Any]:
+        """backend ip -> (port id, network id) with a health check; every new backend
+        inside a tenant network."""
         by_ip: dict[str, tuple[str, str]] = {}
         prefixes = [(ipaddress.ip_network(cidr), n) for n in networks.values()
                     for cidr in (n["cidr"], n.get("ipv6_cidr")) if cidr]
+        checked = bool(doc.get("health_check"))
+        port_of: dict[str, dict[str, str]] = {}  # network -> ip -> port, built once
         for i, backend in enumerate(doc["backends"]):
+            if not checked and (backend["ip"], backend.get("port")) in known:
+                continue
             address = ipaddress.ip_address(backend["ip"])
             home = next((n for net, n in prefixes
                          if net.version == address.version and address in net), None)
             if home is None:
                 raise BadRequest.field(f"backends.{i}.ip", "not inside a network of the "
                                        "tenant")
-            if doc.get("health_check") and backend["ip"] not in by_ip:
-                port = next((e.id for e in t.entries(LSP, "port", parent=home["id"])
-                             if e.doc is not None and backend["ip"] in e.doc["ips"]), None)
+            if checked and backend["ip"] not in by_ip:
+                if home["id"] not in port_of:
+                    port_of[home["id"]] = {
+                        ip: e.id for e in t.entries(LSP, "port", parent=home["id"])
+                        if e.doc is not None for ip in e.doc["ips"]}
+                port = port_of[home["id"]].get(backend["ip"])
                 if port is None:
                     raise BadRequest.field(f"backends.{i}.ip", "health checks need backends "
                                            "that are ports of the tenant")
@@ -401,16 +412,16 @@ class LoadBalancerService(Resource, Listener):
     # -- health, from the southbound ---------------------------------------------------------
     def _health(self, row: Any, doc: Doc) -> list[Doc]:
         monitors = self._monitors() if doc.get("health_check") else {}
-        out = []
+        out: dict[tuple[str, int], Doc] = {}
         for listener in doc["listeners"]:
             target = listener.get("backend_port") or listener["port"]
             for backend in doc["backends"]:
                 port = backend.get("port") or target
-                status = monitors.get((backend["ip"], port, doc["protocol"]), "unknown")
-                entry = {"ip": backend["ip"], "port": port, "status": status}
-                if entry not in out:
-                    out.append(entry)
-        return out
+                if (backend["ip"], port) not in out:
+                    out[(backend["ip"], port)] = {"ip": backend["ip"], "port": port, "status":
+                                                  monitors.get((backend["ip"], port,
+                                                                doc["protocol"]), "unknown")}
+        return list(out.values())
 
     # -- what load balancers do when others change --------------------------------------------
     def _rewrite(self, t: Txn, row: Any, changes: Doc) -> None:

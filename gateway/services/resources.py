@@ -289,8 +289,10 @@ class Resource:
                     raise Conflict.field("name", f"a {self.kind} named {new['name']!r} exists")
             new["revision"] = old["revision"] + 1
             new["updated_at"] = now()
-            self.apply_update(t, row, old, new)
+            # Listeners called from apply_update read this row's document: the new one.
             self.write_ownership(row, new)
+            self.apply_update(t, row, old, new)
+            self.write_ownership(row, new)  # with what apply_update filled in
             written["doc"] = new
             return self.render(row, new)
 

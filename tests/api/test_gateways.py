@@ -224,3 +224,50 @@ def test_cascade_delete_of_a_network_releases_its_floating_ip_associations(
     assert owned(nbctl, "NAT", kind="fip-nat", id=fip["id"]) == []
     assert [n["logical_ip"] for n in owned(nbctl, "NAT", kind="gw-snat",
                                             parent=gw["id"])] == []
+
+
+def test_gateways_follow_the_new_version_of_what_changed(
+        api: ApiClient, admin_api: ApiClient, external: dict[str, Any], nbctl: Any) -> None:
+    net = api.network(cidr="10.9.0.0/24", ipv6_cidr="fd00:9::/64")
+    port = api.port(net["id"])
+    gw = _gateway(api, networks=[{"network_id": net["id"]}],
+                  external={"network_id": external["id"]}).get_json()
+    fip = api.post("/v1/floating-ips", {"name": unique("f"), "port_id": port["id"],
+                                        "external_network_id": external["id"]}).get_json()
+    # The network's mtu reaches the router advertisements in the same write.
+    assert api.patch(f"/v1/networks/{net['id']}", {"mtu": 1400}).status_code == 200
+    (lrp,) = rows(nbctl, "Logical_Router_Port", f"name=ovngw-gw-{gw['id']}-{net['id']}")
+    assert lrp["ipv6_ra_configs"]["mtu"] == "1400"
+    # A new gateway_ip moves the router (DHCP offers the new one).
+    assert api.patch(f"/v1/networks/{net['id']}", {"gateway_ip": "10.9.0.254"}
+                     ).status_code == 200
+    (lrp,) = rows(nbctl, "Logical_Router_Port", f"name=ovngw-gw-{gw['id']}-{net['id']}")
+    assert "10.9.0.254/24" in as_list(lrp["networks"])
+    assert api.get(f"/v1/gateways/{gw['id']}").get_json()["networks"][0]["ip"] == "10.9.0.254"
+    # The external network's new gateway_ip moves the default route.
+    assert admin_api.patch(f"/v1/external-networks/{external['id']}",
+                           {"gateway_ip": "172.16.0.254"}).status_code == 200
+    routes = owned(nbctl, "Logical_Router_Static_Route", kind="gw-route", parent=gw["id"])
+    assert [r["nexthop"] for r in routes] == ["172.16.0.254"]
+    # A port's new address moves its floating IP's translation.
+    assert api.patch(f"/v1/ports/{port['id']}", {"ips": ["10.9.0.77"]}).status_code == 200
+    (nat,) = owned(nbctl, "NAT", kind="fip-nat", id=fip["id"])
+    assert nat["logical_ip"] == "10.9.0.77"
+    v6_only = api.patch(f"/v1/ports/{port['id']}", {"ips": ["fd00:9::77"]})
+    assert v6_only.status_code == 409, v6_only.get_json()
+
+
+def test_external_network_holding_floating_ips_cannot_go(
+        api: ApiClient, admin_api: ApiClient, external: dict[str, Any]) -> None:
+    fip = api.post("/v1/floating-ips", {"name": unique("f"),
+                                        "external_network_id": external["id"]}).get_json()
+    resp = admin_api.delete(f"/v1/external-networks/{external['id']}")
+    assert resp.status_code == 409 and fip["ip"] in resp.get_json()["detail"]
+
+
+def test_an_attached_network_may_not_overlap_the_external_one(
+        api: ApiClient, external: dict[str, Any]) -> None:
+    net = api.network(cidr="172.16.0.0/24")
+    resp = _gateway(api, networks=[{"network_id": net["id"]}],
+                    external={"network_id": external["id"]})
+    assert resp.status_code == 409 and names_field(errors_of(resp), "external.network_id")
