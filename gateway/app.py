@@ -15,7 +15,7 @@ from flask_smorest import Api
 
 from gateway import errors, kinds, metrics
 from gateway.api import ops
-from gateway.api.common import authenticate
+from gateway.api.common import authenticate, reject_unknown_query
 from gateway.auth import TokenVerifier
 from gateway.config import Settings, from_env
 from gateway.ovn.connection import Northbound
@@ -27,6 +27,8 @@ from gateway.services.catalog import Services, replica
 FAMILY = kinds.families()
 ADMIN_WRITES = kinds.admin_writes()
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Metric labels come from bounded sets: anyone can send a made-up method, without a token.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 audit_log = logging.getLogger("gateway.audit")
 DESCRIPTION = (
     "Tenant networking on OVN over HTTP: networks with ports, DHCP and DNS, network "
@@ -113,6 +115,7 @@ def _install_hooks(app: Flask, settings: Settings) -> None:
                 who.require_admin()
             else:
                 who.require(family, "read" if reading else "write")
+            reject_unknown_query()
 
     @app.after_request
     def _finish(resp: Response) -> Response:
@@ -128,8 +131,9 @@ def _install_hooks(app: Flask, settings: Settings) -> None:
                     "Authorization, Content-Type, If-Match, Idempotency-Key, X-Request-ID")
         route = request.url_rule.rule if request.url_rule else "unmatched"
         status = str(resp.status_code)
-        metrics.REQUESTS.labels(request.method, route, status).inc()
-        metrics.REQUEST_SECONDS.labels(request.method, route, status).observe(
+        method = request.method if request.method in _METHODS else "other"
+        metrics.REQUESTS.labels(method, route, status).inc()
+        metrics.REQUEST_SECONDS.labels(method, route, status).observe(
             time.perf_counter() - g.get("started", time.perf_counter()))
         if request.method in ("POST", "PATCH", "PUT", "DELETE") and \
                 request.path.startswith("/v1"):
@@ -147,5 +151,7 @@ def _audit(resp: Response) -> None:
         "method": request.method,
         "path": request.path,
         "resource_id": g.get("audit_resource"),
-        "outcome": resp.status_code,
+        # "unknown": the write was sent, but whether it landed is not known (a 503).
+        "outcome": "unknown" if g.get("outcome_unknown") else resp.status_code,
+        "status": resp.status_code,
     }))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -17,6 +18,10 @@ from gateway.config import Settings
 from gateway.errors import Forbidden, Unauthorized
 
 TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+# RFC 6749 3.3: scope tokens (printable ASCII except '"' and backslash), single spaces.
+_SCOPE_CHARS = r"[\x21\x23-\x5b\x5d-\x7e]+"
+SCOPE_RE = re.compile(rf"(?:{_SCOPE_CHARS}(?: {_SCOPE_CHARS})*)?")
+_TIME_CLAIMS = ("exp", "nbf", "iat")
 FAMILIES = ("networks", "policies", "load-balancers", "gateways", "dns")
 _ASYMMETRIC = ("RS256", "ES256")
 _CACHE_SIZE = 4096
@@ -114,14 +119,21 @@ def _key_matches(key: Any, alg: str) -> bool:
 
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    for claim in _TIME_CLAIMS:
+        # PyJWT compares int(value): a string such as "9999999999" would pass as a number.
+        value = claims.get(claim)
+        if (claim in claims or claim == "exp") and (
+                not isinstance(value, int | float) or isinstance(value, bool)
+                or not math.isfinite(value)):
+            raise Unauthorized(f"claim {claim} must be a number (NumericDate)")
     sub, tenant, scope = claims.get("sub"), claims.get("tenant"), claims.get("scope", "")
     if not isinstance(sub, str) or not sub:
         raise Unauthorized("claim sub must be a non-empty string")
     if not isinstance(tenant, str) or not TENANT_RE.fullmatch(tenant):
         raise Unauthorized("claim tenant must match ^[a-z0-9][a-z0-9-]{0,62}$")
-    if not isinstance(scope, str):
-        raise Unauthorized("claim scope must be a space-separated string")
-    return Principal(sub=sub, tenant=tenant, scopes=frozenset(scope.split()))
+    if not isinstance(scope, str) or not SCOPE_RE.fullmatch(scope):
+        raise Unauthorized("claim scope must be scope tokens separated by single spaces")
+    return Principal(sub=sub, tenant=tenant, scopes=frozenset(scope.split(" ")) - {""})
 
 
 def mint(secret: str, tenant: str, scope: str, sub: str = "dev", ttl: int = 3600,

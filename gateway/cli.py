@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -18,14 +19,48 @@ from gateway.config import ConfigError, Settings, from_env
 DEFAULT_SANDBOX = Path(os.environ.get("GATEWAY_SANDBOX_DIR", Path.home() / ".ovn-nb-gateway"))
 
 
+# gunicorn's own limits, before a request reaches the app (its defaults, made explicit):
+# a longer request line is 414, a longer header field or more of them 431.
+LIMIT_REQUEST_LINE = 4094
+LIMIT_REQUEST_FIELD_SIZE = 8190
+LIMIT_REQUEST_FIELDS = 100
+
+
+def write_problem(sock: Any, status: int, reason: str, message: str) -> None:
+    """What gunicorn answers for a request it refuses itself (414, 431, 400 for one it
+    cannot parse): a problem document with a request id, like every other error, in place
+    of its HTML page. There is no request path to name, so `instance` is absent."""
+    import uuid
+
+    from gunicorn import util
+
+    request_id = uuid.uuid4().hex
+    body = json.dumps({"type": "about:blank", "title": reason, "status": status,
+                       "detail": message[:300] or reason, "request_id": request_id,
+                       "errors": {}}, sort_keys=True).encode()
+    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: application/problem+json\r\nContent-Length: {len(body)}\r\n"
+            f"X-Request-ID: {request_id}\r\n\r\n").encode("latin-1")
+    util.write_nonblock(sock, head + body)
+
+
 def _serve(settings: Settings) -> None:
     """gunicorn with the OVN connection opened in each worker after fork."""
     # Before prometheus_client is imported: it picks its storage once, at import.
+    metrics_dir = None
     if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ovngw-metrics-")
+        metrics_dir = tempfile.mkdtemp(prefix="ovngw-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    from gunicorn import util
     from gunicorn.app.base import BaseApplication
 
     from gateway.app import create_app
+
+    util.write_error = write_problem  # workers fork from here and inherit it
+
+    def on_exit(server: Any) -> None:
+        if metrics_dir is not None:  # ours, not a folder the operator gave
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
     class _App(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -37,6 +72,10 @@ def _serve(settings: Settings) -> None:
             self.cfg.set("accesslog", None)
             self.cfg.set("timeout", 60)
             self.cfg.set("control_socket_disable", True)
+            self.cfg.set("limit_request_line", LIMIT_REQUEST_LINE)
+            self.cfg.set("limit_request_field_size", LIMIT_REQUEST_FIELD_SIZE)
+            self.cfg.set("limit_request_fields", LIMIT_REQUEST_FIELDS)
+            self.cfg.set("on_exit", on_exit)
             self.cfg.set("post_worker_init", lambda worker: worker.wsgi.extensions[
                 "gateway"].start())
 
@@ -67,13 +106,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from gateway.auth import TENANT_RE, mint
+    from gateway.auth import SCOPE_RE, TENANT_RE, mint
 
     settings = from_env()
     if not settings.jwt_secret:
         raise ConfigError("token needs GATEWAY_JWT_SECRET (it mints HS256 tokens)")
     if not TENANT_RE.fullmatch(args.tenant):
         raise ConfigError("--tenant must match ^[a-z0-9][a-z0-9-]{0,62}$")
+    if not SCOPE_RE.fullmatch(args.scope):
+        raise ConfigError("--scope must be scope tokens separated by single spaces")
     print(mint(settings.jwt_secret, args.tenant, args.scope, args.sub, args.ttl,
                settings.jwt_issuer, settings.jwt_audience))
     return 0

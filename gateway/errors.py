@@ -9,11 +9,14 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 PROBLEM = "application/problem+json"
+# Problem types beyond the status code (RFC 9457 3.1.1); every other problem is about:blank.
+OUTCOME_UNKNOWN = "urn:ovn-nb-gateway:problem:outcome-unknown"
 
 
 class GatewayError(Exception):
     status = 500
     title = "Internal Server Error"
+    type = "about:blank"
 
     def __init__(self, detail: str, errors: dict[str, list[str]] | None = None,
                  headers: dict[str, str] | None = None) -> None:
@@ -34,9 +37,10 @@ class BadRequest(GatewayError):
 class Unauthorized(GatewayError):
     status, title = 401, "Unauthorized"
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, credentials: bool = True) -> None:
+        # RFC 6750 3.1: no error code when the request carried no bearer token at all.
         super().__init__(detail, headers={
-            "WWW-Authenticate": 'Bearer error="invalid_token"'})
+            "WWW-Authenticate": 'Bearer error="invalid_token"' if credentials else "Bearer"})
 
 
 class Forbidden(GatewayError):
@@ -63,6 +67,10 @@ class PreconditionFailed(GatewayError):
     status, title = 412, "Precondition Failed"
 
 
+class UnsupportedMediaType(GatewayError):
+    status, title = 415, "Unsupported Media Type"
+
+
 class Unprocessable(GatewayError):
     status, title = 422, "Unprocessable Content"
 
@@ -74,15 +82,21 @@ class Unavailable(GatewayError):
         super().__init__(detail, headers={"Retry-After": str(retry_after)})
 
 
+class OutcomeUnknown(Unavailable):
+    """A write was sent but its result never came back: it may or may not have landed."""
+
+    title, type = "Outcome Unknown", OUTCOME_UNKNOWN
+
+
 class RetryTransaction(Exception):
     """Raised inside a transaction when the replica was behind; the wrapper retries."""
 
 
 def problem(status: int, title: str, detail: str | None = None,
             errors: dict[str, list[str]] | None = None,
-            headers: dict[str, str] | None = None) -> Response:
+            headers: dict[str, str] | None = None, type_: str = "about:blank") -> Response:
     body: dict[str, Any] = {
-        "type": "about:blank",
+        "type": type_,
         "title": title,
         "status": status,
         "detail": detail or title,
@@ -136,7 +150,9 @@ def validation_problem(messages: Any) -> Response:
 def register(app: Flask) -> None:
     @app.errorhandler(GatewayError)
     def _domain(err: GatewayError) -> Response:
-        return problem(err.status, err.title, err.detail, err.errors, err.headers)
+        if isinstance(err, OutcomeUnknown):
+            g.outcome_unknown = True  # for the audit line
+        return problem(err.status, err.title, err.detail, err.errors, err.headers, err.type)
 
     @app.errorhandler(ValidationError)
     def _invalid(err: ValidationError) -> Response:

@@ -17,7 +17,10 @@ PROBLEM_SCHEMA = {
     "required": ["type", "title", "status"],
     "properties": {
         "type": {"type": "string", "example": "about:blank",
-                 "description": "Always about:blank: status and title say what happened."},
+                 "description": "about:blank (status and title say what happened), or "
+                                "urn:ovn-nb-gateway:problem:outcome-unknown for a 503 after "
+                                "the write was sent: it may have landed; retry with the same "
+                                "Idempotency-Key or re-read the resource."},
         "title": {"type": "string", "example": "Conflict",
                   "description": "The HTTP reason phrase of the status."},
         "status": {"type": "integer", "example": 409,
@@ -49,13 +52,14 @@ _REASONS = {
     "409": "Conflict: duplicate name, address in use, quota, dependent resources",
     "412": "If-Match does not match the current revision",
     "413": "Body larger than 1 MiB",
+    "415": "Body not sent as application/json (PATCH: or application/merge-patch+json)",
     "422": "Idempotency-Key reused with a different body",
     "503": "The OVN northbound database is unreachable; retry after Retry-After seconds",
 }
 _BY_METHOD = {
     "get": ("400", "401", "403", "404", "503"),
-    "post": ("400", "401", "403", "404", "409", "413", "422", "503"),
-    "patch": ("400", "401", "403", "404", "409", "412", "413", "503"),
+    "post": ("400", "401", "403", "404", "409", "413", "415", "422", "503"),
+    "patch": ("400", "401", "403", "404", "409", "412", "413", "415", "503"),
     "delete": ("400", "401", "403", "404", "409", "412", "503"),
 }
 _HEADERS = {

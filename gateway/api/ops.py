@@ -26,19 +26,25 @@ def healthz() -> Any:
     return jsonify(status="ok")
 
 
+PROBE_SECONDS = 1.0  # how long /readyz waits for the database's answer to an echo
+
+
 @blp.get("/readyz")
 def readyz() -> Any:
     nb = current_app.extensions["gateway"].nb
-    body = {"northbound": "connected" if nb.ready else "unreachable",
+    settings = current_app.extensions["gateway"].settings
+    ready = nb.ready
+    body = {"northbound": "connected" if ready else "unreachable",
             "schema_version": nb.schema_version}
+    if ready and not nb.answers(min(PROBE_SECONDS, settings.ovn_timeout)):
+        ready, body["northbound"] = False, "unresponsive"  # connected, but it does not answer
     if nb.schema_error:
         body["northbound"] = "unsupported schema: " + nb.schema_error
-    settings = current_app.extensions["gateway"].settings
     if settings.sb_db:
         # Reported, not required: the gateway writes only the northbound database.
         body["southbound"] = "reachable" if reachable(settings.sb_db) else "unreachable"
-    status = 200 if nb.ready else 503
-    resp = jsonify(status="ready" if nb.ready else "not ready", **body)
+    status = 200 if ready else 503
+    resp = jsonify(status="ready" if ready else "not ready", **body)
     resp.status_code = status
     if status == 503:
         resp.headers["Retry-After"] = str(current_app.extensions["gateway"].settings.retry_after)

@@ -6,6 +6,7 @@ answers /healthz and says 503 with Retry-After everywhere else until the replica
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import socket
@@ -14,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ovs import stream
+from ovs import jsonrpc, poller, stream
 from ovs.db import idl as ovs_idl
 from ovsdbapp import exceptions as ovsdbapp_exc
 from ovsdbapp.backend.ovs_idl import connection as ovs_connection
@@ -23,7 +24,7 @@ from ovsdbapp.backend.ovs_idl import transaction as ovs_transaction
 
 from gateway import metrics
 from gateway.config import Settings
-from gateway.errors import GatewayError, RetryTransaction, Unavailable
+from gateway.errors import GatewayError, OutcomeUnknown, RetryTransaction, Unavailable
 from gateway.ovn.index import OwnedIndex, Replica, attach
 from gateway.ovn.transaction import Txn
 
@@ -58,14 +59,34 @@ class _GatewayIdl(ovs_connection.OvsdbIdl):  # type: ignore[misc]
         attach(self, self.replica)
 
 
+class _Abandoned(Exception):
+    """The request stopped waiting before its transaction was run: it must never be sent."""
+
+
 class _ApplyCommand:
-    """ovsdbapp command running one request's change function inside the transaction."""
+    """ovsdbapp command running one request's change function inside the transaction.
+
+    `started` and `abandoned` tell a transaction that timed out before the connection
+    thread took it (never sent: it is dropped when its turn comes) from one that was
+    already on its way to the database (outcome unknown)."""
 
     def __init__(self, nb: Northbound, fn: Callable[[Txn], Any]) -> None:
         self.nb, self.fn, self.result = nb, fn, None
+        self.lock = threading.Lock()
+        self.started = self.abandoned = False
 
     def run_idl(self, txn: ovs_idl.Transaction) -> None:
+        with self.lock:
+            if self.abandoned:
+                raise _Abandoned()
+            self.started = True
         self.result = self.fn(Txn(txn, self.nb.idl, self.nb.indexes()))
+
+    def abandon(self) -> bool:
+        """Drop the transaction unless it was already run; True if it never will be."""
+        with self.lock:
+            self.abandoned = not self.started
+            return self.abandoned
 
     def post_commit(self, txn: ovs_idl.Transaction) -> None:
         pass
@@ -173,6 +194,45 @@ class Northbound:
             raise Unavailable("the OVN northbound database is not reachable",
                               self.settings.retry_after)
 
+    def answers(self, timeout: float) -> bool:
+        """Whether the database the replica follows answers an OVSDB echo within `timeout`
+        seconds, asked over a connection of its own. The replica's connection cannot
+        tell: on a unix socket python-ovs sends no inactivity probes, so a server that
+        hangs (SIGSTOP, a stuck disk) looks connected for as long as it hangs."""
+        idl = self.idl
+        if idl is None:
+            return False
+        remote = idl._session.get_name()
+        deadline = time.monotonic() + timeout
+        error, strm = stream.Stream.open_block(stream.Stream.open(remote),
+                                               max(1, int(timeout * 1000)))
+        if error or strm is None:
+            return False
+        rpc = jsonrpc.Connection(strm)
+        try:
+            request = jsonrpc.Message.create_request("echo", ["ovn-nb-gateway readyz"])
+            if rpc.send(request):
+                return False
+            while True:
+                error, msg = rpc.recv()
+                if msg is not None:
+                    if msg.type == jsonrpc.Message.T_REPLY and msg.id == request.id:
+                        return True
+                    continue
+                if error != errno.EAGAIN:
+                    return False
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                rpc.run()
+                waiter = poller.Poller()
+                rpc.wait(waiter)
+                rpc.recv_wait(waiter)
+                waiter.timer_wait(max(1, int(remaining * 1000)))
+                waiter.block()
+        finally:
+            rpc.close()
+
     def indexes(self) -> dict[str, OwnedIndex]:
         # Attach again if a schema change rebuilt the tables (cheap when already there).
         return attach(self.idl, self.replica)
@@ -200,7 +260,8 @@ class Northbound:
                     time.sleep(0.01 * (attempt + 1))
             raise AssertionError("unreachable")
         except GatewayError as exc:
-            outcome = "rejected" if exc.status < 500 else "unavailable"
+            outcome = "rejected" if exc.status < 500 else \
+                "unknown" if isinstance(exc, OutcomeUnknown) else "unavailable"
             raise
         except Exception:
             outcome = "error"
@@ -208,6 +269,19 @@ class Northbound:
         finally:
             metrics.OVN_TXN_SECONDS.labels(operation).observe(time.perf_counter() - start)
             metrics.OVN_TXNS.labels(operation, outcome).inc()
+
+    def _timed_out(self, command: _ApplyCommand) -> Unavailable:
+        """A transaction that never ran is dropped (plain 503: nothing was written); one
+        that ran may have reached the database, which did not confirm it in time."""
+        if command.abandon():
+            return Unavailable("the OVN northbound database did not answer in time; "
+                               "nothing was written", self.settings.retry_after)
+        return OutcomeUnknown(
+            "the OVN northbound database did not confirm this write within "
+            f"{self.settings.ovn_timeout:g} s: it may or may not have been applied. Retry "
+            "with the same Idempotency-Key (a create) or read the resource again before "
+            "retrying (a change or delete; If-Match keeps a retry safe)",
+            self.settings.retry_after)
 
     def _commit(self, fn: Callable[[Txn], T]) -> T:
         command = _ApplyCommand(self, fn)
@@ -219,8 +293,7 @@ class Northbound:
         except GatewayError:
             raise
         except ovsdbapp_exc.TimeoutException as exc:
-            raise Unavailable("the OVN northbound database did not answer in time",
-                              self.settings.retry_after) from exc
+            raise self._timed_out(command) from exc
         except RuntimeError as exc:
             text = str(exc)
             # Two gateways created the same uniquely-named row at once: the loser retries
@@ -229,7 +302,6 @@ class Northbound:
                 LOG.info("retrying a transaction: %s", text)
                 raise RetryTransaction() from exc
             if "timed out" in text:
-                raise Unavailable("the OVN northbound database did not answer in time",
-                                  self.settings.retry_after) from exc
+                raise self._timed_out(command) from exc
             raise
         return command.result  # type: ignore[return-value]

@@ -19,6 +19,29 @@ _FQDN = re.compile(
     r"^(?=.{1,253}\.?$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)*[a-z]([-a-z0-9]{0,61}[a-z0-9])?\.?$")
 _HOSTNAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def text_problem(value: str) -> str | None:
+    """Why a string cannot be stored (OVSDB keeps UTF-8 text), or None."""
+    found = _NOT_TEXT.search(value)
+    if found is None:
+        return None
+    if found.group() == "\x00":
+        return "must not contain NUL characters"
+    return "must not contain lone surrogates (not valid Unicode)"
+
+
+class Text(fields.String):
+    """A string without NUL characters or lone surrogates (the shared check of every
+    string field: JSON can carry them, UTF-8 and OVSDB cannot)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        problem = text_problem(text)
+        if problem:
+            raise ValidationError(problem)
+        return text
 
 
 def label_key_errors(key: str) -> str | None:
@@ -28,6 +51,13 @@ def label_key_errors(key: str) -> str | None:
         return f"label key prefix {prefix!r} is not a DNS subdomain"
     if not _LABEL_NAME.fullmatch(name):
         return f"label key {key!r} is not a valid label name"
+    return None
+
+
+def label_value_errors(value: str) -> str | None:
+    """Kubernetes label value: empty, or a name of at most 63 characters."""
+    if not _LABEL_VALUE.fullmatch(value):
+        return f"label value {value!r} is not a valid label value"
     return None
 
 
@@ -42,10 +72,11 @@ class Labels(fields.Dict):
         errors = {}
         for key, val in result.items():
             problem = label_key_errors(key)
-            if problem is None and val is not None and not _LABEL_VALUE.fullmatch(val):
-                problem = f"label value {val!r} is not a valid label value"
+            if problem is None and val is not None:
+                problem = label_value_errors(val)
             if problem:
-                errors[key] = [problem]
+                # A key that is not text is not echoed back as an error key.
+                errors[key if text_problem(key) is None else "_schema"] = [problem]
         if len(result) > 64:
             errors["_schema"] = ["at most 64 labels"]
         if errors:
@@ -53,7 +84,7 @@ class Labels(fields.Dict):
         return result
 
 
-class _Normalized(fields.String):
+class _Normalized(Text):
     """A string field whose value is checked and written back in canonical form."""
 
     kind = "value"
@@ -88,6 +119,33 @@ class IP(_Normalized):
 
     def normalize(self, value: str) -> str:
         return str(ipaddress.ip_address(value))
+
+
+def _unicast(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    for problem, bad in (("unspecified address", address.is_unspecified),
+                         ("loopback address", address.is_loopback),
+                         ("multicast address", address.is_multicast),
+                         ("broadcast address", str(address) == "255.255.255.255")):
+        if bad:
+            raise ValueError(problem)
+    return str(address)
+
+
+class UnicastIP(IP):
+    """An address a host can be reached at: not unspecified, loopback, multicast or the
+    broadcast address."""
+
+    kind = "unicast IP address"
+
+    def normalize(self, value: str) -> str:
+        return _unicast(ipaddress.ip_address(value))
+
+
+class UnicastIPv4(IPv4):
+    kind = "unicast IPv4 address"
+
+    def normalize(self, value: str) -> str:
+        return _unicast(ipaddress.IPv4Address(value))
 
 
 class CIDRv4(_Normalized):
@@ -156,7 +214,7 @@ TENANT_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
 
 def name_field(**kwargs: Any) -> fields.String:
-    return fields.String(validate=FullRegexp(
+    return Text(validate=FullRegexp(
         NAME_RE, error="must match {regex}"), **kwargs)
 
 
@@ -185,17 +243,18 @@ class ResourceSchema(StrictSchema):
                        "lowercase letters, digits and '-', starting and ending with a "
                        "letter or digit.",
         "example": "web"})
-    tenant_id = fields.String(validate=FullRegexp(TENANT_PATTERN,
-                                                       error="must match {regex}"),
-                              metadata={"description": "The tenant that owns the resource. "
-                                                       "Only admins may send it (on create, "
-                                                       "to act for that tenant; from anyone "
-                                                       "else it is 400). It defaults to the "
-                                                       "caller's tenant; an admin creating a "
-                                                       "port acts for the network's tenant.",
-                                        "example": "acme"})
-    description = fields.String(validate=validate.Length(max=1024), metadata={
-        "description": "Free text, at most 1024 characters.",
+    tenant_id = Text(validate=FullRegexp(TENANT_PATTERN,
+                                              error="must match {regex}"),
+                     metadata={"description": "The tenant that owns the resource. "
+                                              "Only admins may send it (on create, "
+                                              "to act for that tenant; from anyone "
+                                              "else it is 400). It defaults to the "
+                                              "caller's tenant; an admin creating a "
+                                              "port acts for the network's tenant.",
+                               "example": "acme"})
+    description = Text(validate=validate.Length(max=1024), metadata={
+        "description": "Free text, at most 1024 characters (no NUL characters or lone "
+                       "surrogates).",
         "example": "frontend servers"})
     labels = Labels(load_default=dict, metadata={
         "description": "String map with Kubernetes label syntax (key: optional DNS-subdomain "

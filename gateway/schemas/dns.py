@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from marshmallow import fields, validate
+from marshmallow import ValidationError, fields, validate
 
 from gateway.schemas.common import FQDN, IP, ListQuery, ResourceSchema, list_schema, patch_schema
+
+REVERSE_ZONES = ("in-addr.arpa", "ip6.arpa")
+
+
+def not_reverse(name: str) -> None:
+    """Reverse (PTR) names are the gateway's: it answers those of its ports' addresses."""
+    for zone in REVERSE_ZONES:
+        if name == zone or name.endswith("." + zone):
+            raise ValidationError(f"a reverse name (under {zone}): the gateway answers the "
+                                  "PTR names of its ports' addresses itself")
 
 
 class DnsRecordSchema(ResourceSchema):
@@ -12,10 +22,12 @@ class DnsRecordSchema(ResourceSchema):
 
     read_only = (*ResourceSchema.read_only, "auto", "port_id")
 
-    fqdn = FQDN(required=True, metadata={
+    fqdn = FQDN(required=True, validate=not_reverse, metadata={
         "description": "The name (letters, digits and '-' per label, stored in lowercase "
                        "without a trailing dot). One record per name in a tenant, automatic "
-                       "records included: a second one is 409.",
+                       "records included: a second one is 409. Reverse names (under "
+                       "in-addr.arpa or ip6.arpa) are 400: the gateway answers the PTR "
+                       "queries of its ports' addresses itself.",
         "example": "api.web.internal"})
     ips = fields.List(IP(), required=True, validate=validate.Length(min=1, max=16),
                       metadata={"description": "A and AAAA answers, 1 to 16 addresses.",

@@ -134,16 +134,20 @@ class PolicySchema(ResourceSchema):
         "description": "0 to 1000, default 500: rules of policies with a lower number are "
                        "evaluated first.",
         "example": 500})
-    ingress = fields.List(fields.Nested(Rule), load_default=list,
-                          validate=validate.Length(max=64), metadata={
-        "description": "Rules for traffic to the selected ports, at most 64. A port selected "
-                       "by a policy with ingress rules drops the ingress IP traffic that no "
-                       "rule allows."})
-    egress = fields.List(fields.Nested(Rule), load_default=list,
-                         validate=validate.Length(max=64), metadata={
-        "description": "Rules for traffic from the selected ports, at most 64. A port "
-                       "selected by a policy with egress rules drops the egress IP traffic "
-                       "that no rule allows."})
+    # No load_default: an absent list and an empty one mean different things, and the
+    # stored document keeps which one was sent.
+    ingress = fields.List(fields.Nested(Rule), validate=validate.Length(max=64), metadata={
+        "description": "Rules for traffic to the selected ports, at most 64. Given (even "
+                       "empty), it isolates the selected ports for ingress: IP traffic to "
+                       "them that no rule of any policy selecting them allows is dropped, so "
+                       "[] allows nothing (a default deny). Absent: the policy does not "
+                       "isolate ingress. A PATCH with null removes it."})
+    egress = fields.List(fields.Nested(Rule), validate=validate.Length(max=64), metadata={
+        "description": "Rules for traffic from the selected ports, at most 64. Given (even "
+                       "empty), it isolates the selected ports for egress: IP traffic from "
+                       "them that no rule of any policy selecting them allows is dropped, so "
+                       "[] allows nothing. Absent: the policy does not isolate egress. A "
+                       "PATCH with null removes it."})
     stateful = fields.Boolean(load_default=True, metadata={
         "description": "true (default): allowed connections are tracked and their replies "
                        "pass (OVN allow-related); false: stateless ACLs, with the replies of "

@@ -22,6 +22,7 @@ from gateway.services.lifecycle import Listener, NetworkEvent, PortEvent
 from gateway.services.resources import TENANT_COLUMNS, Doc, Resource, now, own, stored_doc
 
 KIND = "dns-record"
+MAX_NAME = 253  # characters of a domain name in text form (RFC 1035, without the root dot)
 AUTO_NAMESPACE = uuid.UUID("4d1f3c52-4b8e-4a57-9a3e-6f1d8c2b7e10")
 
 
@@ -107,6 +108,9 @@ def sync_port_record(t: Txn, port: Doc | None, port_id: str, network: Doc | None
         return
     assert port is not None and network is not None
     fqdn = f"{port['hostname']}.{network['dns_domain']}"
+    if len(fqdn) > MAX_NAME:
+        raise BadRequest.field(field, f"the automatic DNS name <hostname>.<dns_domain> would "
+                                      f"be {len(fqdn)} characters long; at most {MAX_NAME}")
     check_fqdn(t, port["tenant_id"], fqdn, record_id, field)
     old = stored_doc(row) if row is not None else None
     stamp = now()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Any
 
-from gateway.errors import BadRequest
+from gateway.errors import BadRequest, Conflict
 from gateway.ovn import naming
-from gateway.ovn.tables import DHCP, LS
+from gateway.ovn.tables import DHCP, LS, LSP
 from gateway.ovn.transaction import Txn
 from gateway.services import dhcp, ipam
 from gateway.services.lifecycle import NetworkEvent
@@ -24,12 +25,70 @@ def complete_network(doc: Doc) -> Doc:
     gw = ipaddress.IPv4Address(doc["gateway_ip"])
     if gw not in net or gw in (net.network_address, net.broadcast_address):
         raise BadRequest.field("gateway_ip", f"must be a host address of {doc['cidr']}")
-    for i, route in enumerate((doc.get("dhcp") or {}).get("routes") or []):
-        if ipaddress.IPv4Address(route["nexthop"]) not in net:
-            raise BadRequest.field(f"dhcp.routes.{i}.nexthop", f"not inside {doc['cidr']}")
     if doc.get("ipv6_cidr") and ipaddress.IPv6Network(doc["ipv6_cidr"]).prefixlen > 120:
         raise BadRequest.field("ipv6_cidr", "prefix too long: at most /120")
+    check_dhcp_addresses(doc, doc.get("dhcp") or {})
     return doc
+
+
+def check_dhcp_addresses(network: Doc, settings: Doc) -> None:
+    """DHCP settings (the network's, or a port's overrides) against the network: servers of
+    a family it serves, none on its network or broadcast address, next hops on it."""
+    net = ipaddress.IPv4Network(network["cidr"])
+    edges = {net.network_address, net.broadcast_address}
+    for i, server in enumerate(settings.get("dns_servers") or []):
+        address = ipaddress.ip_address(server)
+        if address.version == 6 and not network.get("ipv6_cidr"):
+            raise BadRequest.field(f"dhcp.dns_servers.{i}",
+                                   "an IPv6 server on a network without ipv6_cidr: only "
+                                   "DHCPv6 offers IPv6 servers")
+        if address in edges:
+            raise BadRequest.field(f"dhcp.dns_servers.{i}",
+                                   f"the network or broadcast address of {network['cidr']}")
+    for i, server in enumerate(settings.get("ntp_servers") or []):
+        if ipaddress.IPv4Address(server) in edges:
+            raise BadRequest.field(f"dhcp.ntp_servers.{i}",
+                                   f"the network or broadcast address of {network['cidr']}")
+    for i, route in enumerate(settings.get("routes") or []):
+        nexthop = ipaddress.IPv4Address(route["nexthop"])
+        if nexthop not in net:
+            raise BadRequest.field(f"dhcp.routes.{i}.nexthop", f"not inside {network['cidr']}")
+        if nexthop in edges:
+            raise BadRequest.field(f"dhcp.routes.{i}.nexthop",
+                                   f"must be a host address of {network['cidr']}")
+
+
+def owned(row: Any) -> bool:
+    """Whether a row carries the gateway's complete ownership stamp (kind, id and tenant):
+    the gateway's own ports of every kind (port, gw-link, lb-router, localnet...)."""
+    ids = row.external_ids or {}
+    return bool(ids.get(naming.KIND) and ids.get(naming.ID) and ids.get(naming.TENANT))
+
+
+def foreign_ports(ls: Any) -> list[Any]:
+    """Ports another tool put on one of the gateway's switches (as of this transaction)."""
+    return [lsp for lsp in ls.ports if not owned(lsp)]
+
+
+_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+
+
+def foreign_addresses(ls: Any) -> tuple[set[str], set[str]]:
+    """The IPs and MACs the foreign ports of a switch hold, from their `addresses` entries
+    ("MAC IP ...", also "MAC dynamic" and "dynamic IP"; the words "router", "unknown" and
+    "dynamic" hold nothing the gateway could know)."""
+    ips: set[str] = set()
+    macs: set[str] = set()
+    for lsp in foreign_ports(ls):
+        for word in " ".join(lsp.addresses).lower().split():
+            if _MAC.fullmatch(word):
+                macs.add(word)
+                continue
+            try:
+                ips.add(str(ipaddress.ip_interface(word).ip))
+            except ValueError:
+                continue  # router, unknown, dynamic
+    return ips, macs
 
 
 def server_mac(settings_prefix: str, network_id: str) -> str:
@@ -93,6 +152,7 @@ class NetworkService(Resource):
     quota = "networks"
     table = LS
     monitors = {**TENANT_COLUMNS, LS: frozenset({"name", "ports", "external_ids"}),
+                LSP: frozenset({"name", "addresses", "external_ids"}),
                 DHCP: frozenset({"cidr", "options", "external_ids"})}
 
     @property
@@ -117,6 +177,15 @@ class NetworkService(Resource):
         self.hooks.network_changed(t, NetworkEvent(new["tenant_id"], row, old, new))
 
     def remove(self, t: Txn, row: Any, doc: Doc, cascade: bool) -> None:
+        row.verify("ports")  # a port another tool adds meanwhile re-runs this check
+        foreign = sorted(str(lsp.name) for lsp in foreign_ports(row))
+        if foreign:
+            # Deleting the switch would delete them too, cascade or not.
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more"
+                                              if len(foreign) > 5 else "")
+            raise Conflict(f"the network's switch {row.name} has ports not made by "
+                           f"ovn-nb-gateway ({shown}), which it never deletes; remove them "
+                           "with the tool that added them first")
         self.hooks.network_deleting(t, NetworkEvent(doc["tenant_id"], row, doc, None, cascade))
         self.dhcp.drop(t, doc["id"])
         row.delete()

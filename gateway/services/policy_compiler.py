@@ -1,5 +1,9 @@
 """A policy document -> OVN ACL specifications. Pure: no OVSDB here, so it is unit-tested.
 
+Isolation: a direction whose rule list the policy gives, even an empty one (Kubernetes'
+default deny), isolates the selected ports in that direction; an absent list does not. The
+allows of every policy selecting a port add up above the default drops.
+
 Ordering (OVN evaluates higher ACL priorities first): a policy with a lower `priority` number
 gets higher ACL priorities; at one policy priority deny sits above allow; the default drop of
 isolated ports sits below every rule; ARP is never matched (rules match `ip` only), and ND
@@ -104,8 +108,8 @@ def compile_policy(policy: dict[str, Any], network_cidrs: dict[str, list[str]]) 
     acls: list[AclSpec] = []
     for direction, port_field, addr_field, ovn_dir in (
             ("ingress", "outport", "src", "to-lport"), ("egress", "inport", "dst", "from-lport")):
-        rules = policy.get(direction) or []
-        if not rules:
+        rules = policy.get(direction)
+        if rules is None:  # absent: not isolated in this direction; [] isolates
             continue
         for i, rule in enumerate(rules):
             key = f"{direction}/{i}"

@@ -12,7 +12,7 @@ from gateway.ovn.tables import LS, LSP
 from gateway.ovn.transaction import Txn, bump_counter
 from gateway.services import ipam, tenants
 from gateway.services.lifecycle import Hooks, Listener, NetworkEvent, PortEvent
-from gateway.services.networks import DhcpRows
+from gateway.services.networks import DhcpRows, check_dhcp_addresses, foreign_addresses
 from gateway.services.resources import TENANT_COLUMNS, Doc, Resource, stored_doc
 
 ALLOC = naming.PREFIX + "alloc"
@@ -20,12 +20,18 @@ ALLOC = naming.PREFIX + "alloc"
 
 def in_use(t: Txn, hooks: Hooks, network: Doc,
            skip_port: str | None = None) -> tuple[set[str], set[str]]:
-    """Addresses and MACs of the network's other ports, plus its reserved addresses and those
-    other kinds hold in it (from the index: committed state, which the allocation counter's
-    verify keeps honest)."""
+    """Addresses and MACs of the network's other ports, plus its reserved addresses, those
+    other kinds hold in it and those of ports another tool put on its switch (from the
+    index: committed state, which the allocation counter's verify keeps honest; the
+    switch's `ports`, verified too)."""
     ips = ipam.reserved_v4(network["cidr"], network["gateway_ip"])
     ips |= hooks.reserved_addresses(t, network)
     macs: set[str] = set()
+    ls = t.get(LS, "network", network["id"])
+    if ls is not None:
+        ls.verify("ports")
+        foreign_ips, macs = foreign_addresses(ls)
+        ips |= foreign_ips
     for entry in t.entries(LSP, "port", parent=network["id"]):
         if entry.id == skip_port or entry.doc is None:
             continue
@@ -130,6 +136,7 @@ class PortService(Resource, Listener):
     def write_new(self, t: Txn, doc: Doc, parent: Any, tenant_row: Any) -> Any:
         network = stored_doc(parent)
         doc["network_id"] = network["id"]
+        check_dhcp_addresses(network, doc.get("dhcp") or {})
         assign_addresses(t, self.hooks, network, doc, self.settings.mac_prefix)
         lsp = t.insert(LSP, name=doc["id"])
         write_port_columns(lsp, doc, port_dhcp_rows(t, self.dhcp, network, doc))
@@ -141,10 +148,13 @@ class PortService(Resource, Listener):
 
     def apply_update(self, t: Txn, row: Any, old: Doc, new: Doc) -> None:
         ls, network = self.network_of(t, old)
+        if new.get("dhcp") != old.get("dhcp"):
+            check_dhcp_addresses(network, new.get("dhcp") or {})
         if new.get("mac") != old["mac"] or new.get("ips") != old["ips"]:
             assign_addresses(t, self.hooks, network, new, self.settings.mac_prefix,
                              skip_port=old["id"])
             bump_allocation(ls)
+            self.write_ownership(row, new)  # listeners read the allocated addresses
         write_port_columns(row, new, port_dhcp_rows(t, self.dhcp, network, new))
         self.hooks.port_changed(t, PortEvent(new["tenant_id"], row, old, new, network, ls))
 

@@ -19,6 +19,7 @@ from gateway.ovn import naming, tables
 from gateway.ovn.connection import Northbound
 from gateway.ovn.index import Entry, OwnedIndex, committed_external_ids
 from gateway.ovn.transaction import Txn
+from gateway.schemas.common import label_key_errors, label_value_errors
 from gateway.services import tenants
 from gateway.services.lifecycle import Hooks
 
@@ -342,19 +343,24 @@ def own(row: Any, kind: str, doc: Doc, parent: str | None = None,
     row.external_ids = ids
 
 
-def parse_label_filters(raw: list[str]) -> dict[str, str]:
-    labels = {}
+def parse_label_filters(raw: list[str]) -> list[tuple[str, str]]:
+    """`key=value` selectors, every one of which must match (two values for one key match
+    nothing). Keys and values follow the label syntax of bodies."""
+    labels = []
     for item in raw:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise BadRequest.field("label", f"expected key=value, got {item!r}")
-        labels[key] = value
+        problem = label_key_errors(key) or label_value_errors(value)
+        if problem:
+            raise BadRequest.field("label", problem)
+        labels.append((key, value))
     return labels
 
 
-def matches(doc: Doc, labels: dict[str, str], filters: Doc) -> bool:
+def matches(doc: Doc, labels: list[tuple[str, str]], filters: Doc) -> bool:
     have = doc.get("labels") or {}
-    if any(have.get(k) != v for k, v in labels.items()):
+    if any(have.get(k) != v for k, v in labels):
         return False
     return all(doc.get(k) == v for k, v in filters.items() if v is not None)
 

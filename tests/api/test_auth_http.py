@@ -175,6 +175,37 @@ def test_bad_credentials_create_nothing(client: Any, auth: str | None) -> None:
     assert_401(resp)
 
 
+NO_CREDENTIALS = ("no header", "empty header", "basic scheme", "token scheme",
+                  "bearer without token", "bearer blank token")
+
+
+@pytest.mark.parametrize("case", BAD_AUTH.keys())
+def test_challenge_names_an_error_only_for_a_bad_token(client: Any, case: str) -> None:
+    """RFC 6750 3.1: a request without (bearer) credentials gets the bare challenge; one
+    whose token does not verify gets error="invalid_token"."""
+    resp = call(client, "GET", "/v1/networks", auth=BAD_AUTH[case])
+    assert_401(resp)
+    want = "Bearer" if case in NO_CREDENTIALS else 'Bearer error="invalid_token"'
+    assert resp.headers["WWW-Authenticate"] == want
+    assert len(resp.headers.getlist("WWW-Authenticate")) == 1
+
+
+@pytest.mark.parametrize("scope", ["write\nadmin", "read\tadmin", "write\u00a0admin",
+                                   "read  admin"])
+def test_scope_with_other_whitespace_is_401_never_admin(client: Any, scope: str) -> None:
+    tenant = unique("t")
+    bearer = hs256(good_claims(tenant=tenant, scope=scope))
+    resp = call(client, "GET", f"/v1/tenants/{tenant}/quotas", bearer=bearer)
+    assert_401(resp)
+    assert resp.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+    assert "scope" in resp.get_json()["detail"]
+
+
+def test_exp_as_a_string_is_401(client: Any) -> None:
+    bearer = hs256(good_claims(exp="9999999999"))
+    assert_401(call(client, "GET", "/v1/networks", bearer=bearer))
+
+
 def test_bearer_scheme_is_case_insensitive(client: Any) -> None:
     resp = call(client, "GET", "/v1/networks", auth=f"bearer {token(unique('t'))}")
     assert resp.status_code == 200
@@ -444,6 +475,7 @@ def test_a_write_emits_one_audit_line(api: ApiClient, caplog: pytest.LogCaptureF
     assert line["path"] == path
     assert line["resource_id"] == resource_id
     assert _outcome_is(line, status), line
+    assert line["status"] == status, line
     _check_time(line["time"])
 
 

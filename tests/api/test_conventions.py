@@ -147,6 +147,78 @@ def test_problem_422_idempotency_mismatch(api: Any) -> None:
                             headers=key), 422, "/v1/networks")
 
 
+# -- request bodies --------------------------------------------------------------------------
+
+HOSTILE_BODIES = {
+    "100k open brackets": "[" * 100_000,
+    "labels nested 5000 deep": ('{"name": "n", "cidr": "10.0.0.0/24", "labels": '
+                                + '{"a": ' * 5000 + '"x"' + "}" * 5001),
+    "integer of 5000 digits": '{"name": "n", "cidr": "10.0.0.0/24", "mtu": ' + "9" * 5000 + "}",
+    "nested 100 deep": '{"name": "n", "cidr": "10.0.0.0/24", "dhcp": ' + "[" * 100
+                       + "]" * 100 + "}",
+    "NaN": '{"name": "n", "cidr": "10.0.0.0/24", "mtu": NaN}',
+    "Infinity": '{"name": "n", "cidr": "10.0.0.0/24", "mtu": -Infinity}',
+    "not UTF-8": b'{"name": "n", "cidr": "10.0.0.0/24", "description": "\xff"}',
+    "truncated": '{"name": "n", "cidr": "10.0.0.0/24"',
+}
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+@pytest.mark.parametrize("body", HOSTILE_BODIES.values(), ids=HOSTILE_BODIES.keys())
+def test_hostile_json_is_400_naming_the_body(api: Any, method: str, body: str | bytes) -> None:
+    path = "/v1/networks"
+    if method == "PATCH":
+        path = f"/v1/networks/{api.network(cidr='10.0.0.0/24')['id']}"
+    resp = api.request(method, path, data=body, content_type="application/json")
+    problem = assert_problem(resp, 400, path)
+    assert list(problem["errors"]) == ["body"], problem
+    if method == "POST":
+        assert api.get("/v1/networks").get_json()["items"] == []
+    else:
+        assert api.get(path).get_json()["revision"] == 1
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
+                                          "multipart/form-data; boundary=x",
+                                          "application/xml", "application/json-seq",
+                                          "application/merge-patch+json", None])
+def test_post_with_another_content_type_is_415(api: Any, content_type: str | None) -> None:
+    body = json.dumps({"name": unique("n"), "cidr": "10.0.0.0/24"})
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    resp = api.request("POST", "/v1/networks", data=body, headers=headers)
+    problem = assert_problem(resp, 415, "/v1/networks")
+    assert "Content-Type" in problem["errors"], problem
+    assert resp.headers["Accept-Post"] == "application/json"
+    assert api.get("/v1/networks").get_json()["items"] == []
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
+                                          "application/json-patch+json", None])
+def test_patch_with_another_content_type_is_415(api: Any, content_type: str | None) -> None:
+    net = api.network(cidr="10.0.0.0/24")
+    path = f"/v1/networks/{net['id']}"
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    resp = api.request("PATCH", path, data=json.dumps({"description": "x"}), headers=headers)
+    assert_problem(resp, 415, path)
+    assert resp.headers["Accept-Patch"] == "application/merge-patch+json, application/json"
+    assert api.get(path).get_json() == net
+
+
+@pytest.mark.parametrize("content_type", ["application/merge-patch+json", "application/json",
+                                          "application/json; charset=utf-8"])
+def test_patch_accepts_merge_patch_and_json(api: Any, content_type: str) -> None:
+    net = api.network(cidr="10.0.0.0/24")
+    resp = api.request("PATCH", f"/v1/networks/{net['id']}",
+                       data=json.dumps({"description": "x"}), content_type=content_type)
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json()["description"] == "x"
+
+
+def test_post_without_a_body_is_400_for_the_fields(api: Any) -> None:
+    body = assert_problem(api.request("POST", "/v1/networks"), 400)
+    assert {"name", "cidr"} <= set(body["errors"])
+
+
 # -- ETag and If-Match -----------------------------------------------------------------------
 
 
@@ -234,7 +306,29 @@ def test_if_match_on_ports(api: Any, nbctl: Any) -> None:
     assert api.delete(path, headers={"If-Match": '"2"'}).status_code == 204
 
 
-@pytest.mark.parametrize("value", ["banana", '"abc"', '"1", "2"', "1.5", '"-1"'])
+@pytest.mark.parametrize("value", ['W/"1"', ' W/"1" ', "W/1"])
+def test_weak_if_match_never_matches(api: Any, value: str) -> None:
+    """If-Match uses the strong comparison (RFC 9110, 13.1.1): a weak tag matches nothing,
+    not even the current revision."""
+    net = api.network(cidr="10.0.0.0/24")
+    path = f"/v1/networks/{net['id']}"
+    body = assert_problem(api.patch(path, {"description": "x"}, headers={"If-Match": value}),
+                          412, path)
+    assert "weak" in body["detail"], body
+    assert_problem(api.delete(path, headers={"If-Match": value}), 412, path)
+    assert api.get(path).get_json() == net
+
+
+def test_if_match_star_means_any_current_revision(api: Any) -> None:
+    net = api.network(cidr="10.0.0.0/24")
+    path = f"/v1/networks/{net['id']}"
+    resp = api.patch(path, {"description": "x"}, headers={"If-Match": "*"})
+    assert resp.status_code == 200 and resp.headers["ETag"] == '"2"'
+    assert api.delete(path, headers={"If-Match": "*"}).status_code == 204
+    assert_problem(api.delete(path, headers={"If-Match": "*"}), 404, path)
+
+
+@pytest.mark.parametrize("value", ["banana", '"abc"', '"1", "2"', "1.5", '"-1"', 'w/"1"'])
 def test_malformed_if_match_is_400(api: Any, value: str) -> None:
     net = api.network(cidr="10.0.0.0/24")
     path = f"/v1/networks/{net['id']}"
@@ -358,6 +452,66 @@ def test_bad_list_query_is_400(api: Any, query: str) -> None:
     assert_problem(api.get(f"/v1/networks?{query}"), 400)
 
 
+def _v1_endpoints() -> list[tuple[str, str, tuple[tuple[str, str], ...]]]:
+    """(method, rule, ((variable, converter class name), ...)) of every /v1 endpoint."""
+    from gateway.app import create_app
+    from gateway.config import Settings
+
+    app = create_app(Settings(jwt_secret="x" * 32), start=False)
+    out = []
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/v1/"):
+            variables = tuple((name, type(conv).__name__)
+                              for name, conv in rule._converters.items())
+            out += [(method, rule.rule, variables) for method in sorted(rule.methods or ())
+                    if method not in ("OPTIONS", "HEAD")]
+    return out
+
+
+V1_ENDPOINTS = _v1_endpoints()
+
+
+def _concrete(rule: str, variables: tuple[tuple[str, str], ...]) -> str:
+    """The rule with each variable filled by a value nobody owns."""
+    path = rule
+    for name, converter in variables:
+        spec = path[path.index("<"):path.index(">") + 1]
+        value = str(uuid.uuid4()) if converter == "UUIDConverter" \
+            else ("10.0.0.9" if name == "ip" else unique("nobody"))
+        path = path.replace(spec, value, 1)
+    return path
+
+
+@pytest.mark.parametrize(("method", "rule", "variables"), V1_ENDPOINTS,
+                         ids=[f"{m} {r}" for m, r, _ in V1_ENDPOINTS])
+def test_unknown_query_parameter_is_400_everywhere(admin_api: Any, method: str, rule: str,
+                                                   variables: Any) -> None:
+    """Like an unknown body field: named, before anything is looked up or changed."""
+    path = _concrete(rule, variables)
+    body = {} if method in ("POST", "PATCH", "PUT") else None
+    resp = admin_api.request(method, path + "?bogus=1", body)
+    problem = assert_problem(resp, 400, path)
+    assert problem["errors"] == {"query.bogus": ["Unknown field."]}, problem
+
+
+def test_unknown_query_parameter_beside_known_ones(api: Any) -> None:
+    net = api.network(cidr="10.0.0.0/24")
+    port = api.port(net["id"])
+    for path in ("/v1/networks?limit=5&colour=blue", f"/v1/ports?network_id={net['id']}"
+                 "&colour=blue", f"/v1/networks/{net['id']}/ports?colour=blue"):
+        problem = assert_problem(api.get(path), 400)
+        assert list(problem["errors"]) == ["query.colour"], problem
+    # a port has no cascade: refused, and nothing is deleted
+    problem = assert_problem(api.delete(f"/v1/ports/{port['id']}?cascade=true"), 400)
+    assert list(problem["errors"]) == ["query.cascade"], problem
+    problem = assert_problem(api.delete(f"/v1/networks/{net['id']}?cascade=true&force=1"), 400)
+    assert list(problem["errors"]) == ["query.force"], problem
+    assert api.get(f"/v1/ports/{port['id']}").status_code == 200
+    assert api.get(f"/v1/networks/{net['id']}").status_code == 200
+    # an empty query string is no parameter
+    assert api.get(f"/v1/ports/{port['id']}?").status_code == 200
+
+
 def test_limit_bounds_accepted(api: Any) -> None:
     api.network(cidr="10.0.0.0/24")
     assert len(api.get("/v1/networks?limit=1").get_json()["items"]) == 1
@@ -382,6 +536,37 @@ def test_filters(api: Any) -> None:
     assert ids("label=env=qa") == set()
     assert ids(f"name={c['name']}&label=env=dev") == {c["id"]}
     assert ids(f"name={c['name']}&label=env=prod") == set()
+
+
+def test_label_filters_on_one_key_must_all_match(api: Any) -> None:
+    db = api.network(cidr="10.0.0.0/24", labels={"app": "db"})
+    api.network(cidr="10.1.0.0/24", labels={"app": "web"})
+
+    def ids(query: str) -> list[str]:
+        resp = api.get(f"/v1/networks?{query}")
+        assert resp.status_code == 200, resp.get_json()
+        return [n["id"] for n in resp.get_json()["items"]]
+
+    assert ids("label=app=db&label=app=web") == []
+    assert ids("label=app=web&label=app=db") == []
+    assert ids("label=app=db&label=app=db") == [db["id"]]
+    assert ids("label=app=") == []  # an empty value matches only an empty value
+
+
+@pytest.mark.parametrize("selector", ["app!=db", "a%20b=c", "app=a%20b", "=db", "-app=db",
+                                      "app=-db", "app=" + "v" * 64, "k" * 64 + "=v",
+                                      "Example.com/app=db", "app=db%0A", "app%0A=db"])
+def test_invalid_label_selector_is_400_naming_label(api: Any, selector: str) -> None:
+    api.network(cidr="10.0.0.0/24", labels={"app": "db"})
+    for path in ("/v1/networks", "/v1/ports"):
+        body = assert_problem(api.get(f"{path}?label={selector}"), 400, path)
+        assert list(body["errors"]) == ["label"], body
+
+
+@pytest.mark.parametrize("selector", ["example.com/app=db", "app.kubernetes.io/name=x",
+                                      "a_b=c.d-e", "app="])
+def test_valid_label_selectors_are_accepted(api: Any, selector: str) -> None:
+    assert api.get(f"/v1/networks?label={selector}").status_code == 200
 
 
 def test_port_list_filters(api: Any) -> None:

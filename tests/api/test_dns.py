@@ -565,3 +565,102 @@ def test_automatic_records_are_per_tenant(api: Any, other_api: Any) -> None:
     assert rec is not None
     assert other_api.get("/v1/dns-records").get_json()["items"] == []
     assert other_api.get(f"/v1/dns-records/{rec['id']}").status_code == 404
+
+
+# -- names OVN cannot answer or the gateway answers itself ---------------------------------
+
+
+def _long_zone(length: int) -> str:
+    """A valid domain of exactly LENGTH characters (labels of at most 49)."""
+    labels, left = [], length
+    while left > 0:
+        size = min(49, left if left <= 49 else left - 2 if left - 50 < 1 else 49)
+        labels.append("z" * size)
+        left -= size + 1
+    name = ".".join(labels)
+    assert len(name) == length, (len(name), length)
+    return name
+
+
+def test_automatic_name_longer_than_253_is_400_naming_hostname(api: Any, nbctl: Any) -> None:
+    zone = _long_zone(240)
+    net = api.network(cidr="10.131.0.0/24", dns_domain=zone)
+    ok = api.port(net["id"], hostname="h" * 12)  # 12 + 1 + 240 = 253: the longest name
+    rec = auto_record(api, ok["id"])
+    assert rec is not None and len(rec["fqdn"]) == 253
+    resp = api.post(f"/v1/networks/{net['id']}/ports",
+                    {"name": unique("p"), "hostname": "h" * 13})
+    assert resp.status_code == 400, resp.get_json()
+    assert "hostname" in errors_of(resp), resp.get_json()
+    assert len(api.get(f"/v1/networks/{net['id']}/ports").get_json()["items"]) == 1
+    resp = api.patch(f"/v1/ports/{ok['id']}", {"hostname": "h" * 20})
+    assert resp.status_code == 400, resp.get_json()
+    assert "hostname" in errors_of(resp), resp.get_json()
+    assert auto_record(api, ok["id"]) == rec
+
+
+def test_dns_domain_that_makes_an_automatic_name_too_long_is_400(api: Any) -> None:
+    net = api.network(cidr="10.132.0.0/24", dns_domain=domain())
+    port = api.port(net["id"], hostname="h" * 63)
+    before = api.get(f"/v1/networks/{net['id']}").get_json()
+    resp = api.patch(f"/v1/networks/{net['id']}", {"dns_domain": _long_zone(190)})
+    assert resp.status_code == 400, resp.get_json()
+    assert "dns_domain" in errors_of(resp), resp.get_json()
+    assert api.get(f"/v1/networks/{net['id']}").get_json() == before
+    rec = auto_record(api, port["id"])
+    assert rec is not None and rec["fqdn"] == f"{'h' * 63}.{before['dns_domain']}"
+    # 63 + 1 + 189 = 253 is fine
+    resp = api.patch(f"/v1/networks/{net['id']}", {"dns_domain": _long_zone(189)})
+    assert resp.status_code == 200, resp.get_json()
+
+
+@pytest.mark.parametrize("fqdn", ["2.0.0.10.in-addr.arpa", "in-addr.arpa",
+                                  "x.IN-ADDR.ARPA.", "0.0.0.0.0.0.0.0.d.f.ip6.arpa",
+                                  "ip6.arpa"])
+def test_reverse_names_are_400_for_user_records(api: Any, fqdn: str) -> None:
+    resp = api.post("/v1/dns-records", {"name": unique("r"), "fqdn": fqdn, "ips": ["10.0.0.1"]})
+    assert resp.status_code == 400, resp.get_json()
+    assert "fqdn" in errors_of(resp), resp.get_json()
+    rec = create(api)
+    resp = api.patch(f"/v1/dns-records/{rec['id']}", {"fqdn": fqdn})
+    assert resp.status_code == 400, resp.get_json()
+    assert "fqdn" in errors_of(resp), resp.get_json()
+    assert api.get(f"/v1/dns-records/{rec['id']}").get_json() == rec
+
+
+def test_names_that_only_look_reverse_are_fine(api: Any) -> None:
+    for fqdn in ("in-addr.arpa.example", "my-in-addr.arpa", "ip6.arpa.example.com"):
+        assert create(api, fqdn)["fqdn"] == fqdn
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"fqdn": "a\u0000b.example"}, "fqdn"),
+    ({"description": "nul \u0000 inside"}, "description"),
+    ({"description": "lone \ud800 surrogate"}, "description"),
+    ({"name": "r\u0000"}, "name"),
+    ({"labels": {"app": "\udfff"}}, "labels"),
+    ({"labels": {"\ud800": "x"}}, "labels"),
+])
+def test_nul_and_lone_surrogates_are_400(api: Any, body: dict[str, Any], field: str) -> None:
+    payload = {"name": unique("r"), "fqdn": f"ok.{domain()}", "ips": ["10.0.0.1"], **body}
+    resp = api.post("/v1/dns-records", payload)
+    assert resp.status_code == 400, resp.get_json()
+    errors = errors_of(resp)
+    assert names_field(errors, field), errors
+    assert all(not any("\ud800" <= c <= "\udfff" for c in key) for key in errors), errors
+    rec = create(api)
+    resp = api.patch(f"/v1/dns-records/{rec['id']}", body)
+    assert resp.status_code == 400, resp.get_json()
+    assert names_field(errors_of(resp), field), resp.get_json()
+
+
+def test_a_reverse_zone_is_no_dns_domain(api: Any) -> None:
+    """Automatic records would put A records on PTR names the gateway answers itself."""
+    resp = api.post("/v1/networks", {"name": unique("n"), "cidr": "10.133.0.0/24",
+                                     "dns_domain": "0.133.10.in-addr.arpa"})
+    assert resp.status_code == 400, resp.get_json()
+    assert "dns_domain" in errors_of(resp), resp.get_json()
+    net = api.network(cidr="10.133.0.0/24")
+    resp = api.patch(f"/v1/networks/{net['id']}", {"dns_domain": "ip6.arpa"})
+    assert resp.status_code == 400, resp.get_json()
+    assert "dns_domain" in errors_of(resp), resp.get_json()

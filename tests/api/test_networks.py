@@ -454,3 +454,146 @@ def test_other_tenant_cannot_touch_network(api: Any, other_api: Any, nbctl: Any)
     assert other_api.post(path + "/ports", {"name": unique("p")}).status_code == 404
     assert switch(nbctl, net["id"]) == before
     assert dhcp_row(nbctl, v4_dhcp_of_network(nbctl, net["id"])["_uuid"])
+
+
+# -- rows another tool put on the gateway's switch ---------------------------------------
+
+
+def _foreign_port(nbctl: Any, network_id: str, *addresses: str) -> str:
+    """A port another tool adds to the network's switch: no ovn-nb-gateway stamp."""
+    name = unique("foreign")
+    nbctl("lsp-add", f"ovngw-{network_id}", name)
+    if addresses:
+        nbctl("lsp-set-addresses", name, *addresses)
+    return name
+
+
+@pytest.mark.parametrize("query", ["", "?cascade=true"])
+def test_foreign_port_on_the_switch_blocks_delete_even_with_cascade(api: Any, nbctl: Any,
+                                                                     query: str) -> None:
+    """The gateway never deletes what it does not own, and a switch's deletion would take
+    the other tool's port with it."""
+    net = api.network(cidr="10.38.0.0/24")
+    mine = api.port(net["id"])
+    foreign = _foreign_port(nbctl, net["id"], "0a:00:00:38:00:05 10.38.0.5")
+    resp = api.delete(f"/v1/networks/{net['id']}{query}")
+    assert resp.status_code == 409, resp.get_json()
+    detail = resp.get_json()["detail"]
+    assert foreign in detail and "not made by ovn-nb-gateway" in detail, detail
+    assert lsp(nbctl, foreign) is not None
+    assert lsp(nbctl, mine["id"]) is not None
+    assert switch(nbctl, net["id"]) is not None
+    assert api.get(f"/v1/networks/{net['id']}").status_code == 200
+    # Once its owner removed it, the network goes as before.
+    nbctl("lsp-del", foreign)
+    assert api.delete(f"/v1/networks/{net['id']}?cascade=true").status_code == 204
+    assert switch(nbctl, net["id"]) is None
+
+
+def test_foreign_port_alone_blocks_a_plain_delete(api: Any, nbctl: Any) -> None:
+    net = api.network(cidr="10.39.0.0/24")
+    foreign = _foreign_port(nbctl, net["id"])  # no addresses at all
+    resp = api.delete(f"/v1/networks/{net['id']}")
+    assert resp.status_code == 409, resp.get_json()
+    assert foreign in resp.get_json()["detail"]
+    assert lsp(nbctl, foreign) is not None
+    nbctl("lsp-del", foreign)
+    assert api.delete(f"/v1/networks/{net['id']}").status_code == 204
+
+
+def test_a_partial_stamp_does_not_make_a_port_ours(api: Any, nbctl: Any) -> None:
+    """Only the complete ownership stamp (kind, id, tenant) counts."""
+    net = api.network(cidr="10.39.1.0/24")
+    foreign = _foreign_port(nbctl, net["id"])
+    nbctl("set", "Logical_Switch_Port", foreign, 'external_ids:"ovn-nb-gateway:kind"=port',
+          f'external_ids:"ovn-nb-gateway:tenant"={api.tenant}')
+    resp = api.delete(f"/v1/networks/{net['id']}?cascade=true")
+    assert resp.status_code == 409, resp.get_json()
+    assert lsp(nbctl, foreign) is not None
+    nbctl("lsp-del", foreign)
+    assert api.delete(f"/v1/networks/{net['id']}").status_code == 204
+
+
+# -- addresses that cannot serve as what they are given for --------------------------------
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"cidr": "0.0.0.0/0"}, "cidr"),
+    ({"cidr": "0.0.0.0/24"}, "cidr"),
+    ({"cidr": "224.0.0.0/24"}, "cidr"),
+    ({"cidr": "239.1.0.0/16"}, "cidr"),
+    ({"cidr": "127.0.0.0/24"}, "cidr"),
+    ({"cidr": "169.254.0.0/24"}, "cidr"),
+    ({"cidr": "255.255.255.248/29"}, "cidr"),
+    ({"ipv6_cidr": "::/0"}, "ipv6_cidr"),
+    ({"ipv6_cidr": "ff00::/8"}, "ipv6_cidr"),
+    ({"ipv6_cidr": "ff02::/64"}, "ipv6_cidr"),
+    ({"ipv6_cidr": "fe80::/64"}, "ipv6_cidr"),
+    ({"ipv6_cidr": "::/120"}, "ipv6_cidr"),
+])
+def test_special_purpose_cidrs_are_400(api: Any, body: dict[str, Any], field: str) -> None:
+    resp = api.post("/v1/networks", {"name": unique("n"), "cidr": "10.21.0.0/24", **body})
+    assert resp.status_code == 400, resp.get_json()
+    assert field in errors_of(resp), resp.get_json()
+    assert api.get("/v1/networks").get_json()["items"] == []
+
+
+@pytest.mark.parametrize(("dhcp", "field"), [
+    ({"dns_servers": ["10.22.0.53", "fd00::53"]}, "dhcp.dns_servers.1"),
+    ({"dns_servers": ["0.0.0.0"]}, "dhcp.dns_servers.0"),
+    ({"dns_servers": ["255.255.255.255"]}, "dhcp.dns_servers.0"),
+    ({"dns_servers": ["10.22.0.255"]}, "dhcp.dns_servers.0"),  # the network's broadcast
+    ({"dns_servers": ["127.0.0.53"]}, "dhcp.dns_servers.0"),
+    ({"dns_servers": ["224.0.0.251"]}, "dhcp.dns_servers.0"),
+    ({"dns_servers": ["10.22.0.53", "::"]}, "dhcp.dns_servers.1"),
+    ({"dns_servers": ["::1"]}, "dhcp.dns_servers.0"),
+    ({"dns_servers": ["ff02::fb"]}, "dhcp.dns_servers.0"),
+    ({"ntp_servers": ["0.0.0.0"]}, "dhcp.ntp_servers.0"),
+    ({"ntp_servers": ["192.0.2.1", "255.255.255.255"]}, "dhcp.ntp_servers.1"),
+    ({"ntp_servers": ["239.0.0.1"]}, "dhcp.ntp_servers.0"),
+    ({"ntp_servers": ["127.0.0.1"]}, "dhcp.ntp_servers.0"),
+    ({"routes": [{"destination": "192.168.0.0/16", "nexthop": "0.0.0.0"}]},
+     "dhcp.routes.0.nexthop"),
+    ({"routes": [{"destination": "192.168.0.0/16", "nexthop": "10.22.0.255"}]},
+     "dhcp.routes.0.nexthop"),
+    ({"routes": [{"destination": "192.168.0.0/16", "nexthop": "10.22.0.0"}]},
+     "dhcp.routes.0.nexthop"),
+    ({"routes": [{"destination": "192.168.0.0/16", "nexthop": "255.255.255.255"}]},
+     "dhcp.routes.0.nexthop"),
+])
+def test_unusable_dhcp_addresses_are_400_naming_the_entry(api: Any, dhcp: dict[str, Any],
+                                                          field: str) -> None:
+    resp = api.post("/v1/networks", {"name": unique("n"), "cidr": "10.22.0.0/24", "dhcp": dhcp})
+    assert resp.status_code == 400, resp.get_json()
+    assert field in errors_of(resp), resp.get_json()
+    net = api.network(cidr="10.22.0.0/24")
+    resp = api.patch(f"/v1/networks/{net['id']}", {"dhcp": dhcp})
+    assert resp.status_code == 400, resp.get_json()
+    assert field in errors_of(resp), resp.get_json()
+    assert api.get(f"/v1/networks/{net['id']}").get_json() == net
+
+
+def test_ipv6_dns_server_is_fine_with_an_ipv6_cidr(api: Any, nbctl: Any) -> None:
+    net = api.network(cidr="10.23.0.0/24", ipv6_cidr="fd00:23::/64",
+                      dhcp={"dns_servers": ["10.23.0.53", "fd00:23::53"]})
+    assert net["dhcp"]["dns_servers"] == ["10.23.0.53", "fd00:23::53"]
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"description": "nul \u0000 inside"}, "description"),
+    ({"description": "lone \udc00 surrogate"}, "description"),
+    ({"labels": {"app": "a\u0000"}}, "labels"),
+    ({"labels": {"a\udc00": "x"}}, "labels"),
+    ({"dns_domain": "a\u0000.example"}, "dns_domain"),
+    ({"name": "\ud800"}, "name"),
+])
+def test_nul_and_lone_surrogates_are_400_naming_the_field(api: Any, body: dict[str, Any],
+                                                          field: str) -> None:
+    resp = api.post("/v1/networks", {"name": unique("n"), "cidr": "10.24.0.0/24", **body})
+    assert resp.status_code == 400, resp.get_json()
+    assert names_field(errors_of(resp), field), resp.get_json()
+    net = api.network(cidr="10.24.0.0/24")
+    resp = api.patch(f"/v1/networks/{net['id']}", body)
+    assert resp.status_code == 400, resp.get_json()
+    assert names_field(errors_of(resp), field), resp.get_json()
+    assert api.get(f"/v1/networks/{net['id']}").get_json() == net

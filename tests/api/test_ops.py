@@ -4,6 +4,7 @@ metrics after real requests."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from typing import Any
 
@@ -41,6 +42,34 @@ def test_metrics_count_requests_and_transactions(api: Any) -> None:
     assert 'gateway_http_requests_total{method="POST",route="/v1/networks",status="201"}' in text
     assert 'gateway_ovn_transactions_total{operation="create_network",outcome="ok"}' in text
     assert "gateway_ovn_transaction_duration_seconds_bucket" in text
+
+
+STANDARD_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+
+def _label_values(text: str, label: str) -> set[str]:
+    return set(re.findall(rf'^gateway_http_\w+{{.*?\b{label}="([^"]*)"', text, re.M))
+
+
+def test_metric_labels_come_from_bounded_sets(client: Any) -> None:
+    """No token is needed to make a request: a made-up method or path must not add a label
+    value (each one would be a new time series, kept until the process ends)."""
+    for i in range(20):
+        assert client.open("/healthz", method=f"XABCDEFGHIJKL{i}").status_code == 405
+        assert client.open(f"/made-up-{i}", method=f"FOO{i}").status_code in (404, 405)
+        assert client.get(f"/v1/networks/not-a-uuid-{i}").status_code == 404
+    assert client.open("/healthz", method="PROPFIND").status_code == 405
+    text = client.get("/metrics").get_data(as_text=True)
+    methods = _label_values(text, "method")
+    assert "other" in methods
+    assert methods <= STANDARD_METHODS | {"other"}, methods
+    assert "XABCDEFGHIJKL" not in text and "FOO1" not in text and "made-up" not in text
+    routes = _label_values(text, "route")
+    assert "unmatched" in routes
+    assert all(r == "unmatched" or not re.search(r"\d", r.replace("v1", "")) for r in routes), \
+        routes
+    statuses = _label_values(text, "status")
+    assert all(re.fullmatch(r"[1-5]\d\d", s) for s in statuses), statuses
 
 
 def test_cors_preflight_and_response_headers_for_configured_origins(settings: Settings) -> None:

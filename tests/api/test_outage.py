@@ -5,10 +5,13 @@ Uses its own ovsdb-server sandbox (not the session one) and its own app on it.""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +26,7 @@ from helpers.api import SECRET, ApiClient, unique
 from helpers.waiting import wait_until
 
 BOUND = 10.0  # no request may take longer than this, whatever the database does
+OUTCOME_UNKNOWN = "urn:ovn-nb-gateway:problem:outcome-unknown"
 
 
 def _until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -93,8 +97,11 @@ def test_outage_gives_503_and_recovers(outage_app: Any, box_dir: Path) -> None:
     assert client.get("/healthz").status_code == 200  # the process itself is fine
 
     _assert_unavailable(_timed(lambda: api.get("/v1/networks")))
-    _assert_unavailable(_timed(lambda: api.post("/v1/networks",
-                                                {"name": unique("n"), "cidr": "10.92.0.0/24"})))
+    refused = _timed(lambda: api.post("/v1/networks",
+                                      {"name": unique("n"), "cidr": "10.92.0.0/24"}))
+    _assert_unavailable(refused)
+    # nothing was sent: the plain problem, not "outcome unknown"
+    assert refused.get_json()["type"] == "about:blank", refused.get_json()
     _assert_unavailable(_timed(lambda: api.get(f"/v1/networks/{before['id']}")))
     _assert_unavailable(_timed(lambda: api.patch(f"/v1/networks/{before['id']}",
                                                  {"description": "x"})))
@@ -170,3 +177,97 @@ def test_frozen_database_bounds_writes(outage_app: Any, box_dir: Path) -> None:
     assert resp.status_code in (200, 201), resp.get_json()
     items = api.get(f"/v1/networks?name={body['name']}").get_json()["items"]
     assert [n["id"] for n in items] == [resp.get_json()["id"]]
+
+
+def test_readyz_notices_a_frozen_database(outage_app: Any, box_dir: Path) -> None:
+    """SIGSTOP keeps the socket open, so the connection looks fine; /readyz asks the
+    database itself (an OVSDB echo with a deadline) and says 503 when it does not answer."""
+    client = outage_app.test_client()
+    assert client.get("/readyz").status_code == 200
+    pid = sandbox.status(box_dir)["pid"]
+    assert isinstance(pid, int)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        start = time.monotonic()
+        resp = client.get("/readyz")
+        elapsed = time.monotonic() - start
+        assert resp.status_code == 503, resp.get_json()
+        assert elapsed < 3, f"/readyz took {elapsed:.1f} s"
+        assert resp.get_json()["northbound"] == "unresponsive", resp.get_json()
+        assert int(resp.headers["Retry-After"]) >= 1
+        assert client.get("/healthz").status_code == 200
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    _until(lambda: client.get("/readyz").status_code == 200, 10, "/readyz 200 after thaw")
+    assert client.get("/readyz").get_json()["northbound"] == "connected"
+
+
+def _audit_of(caplog: pytest.LogCaptureFixture, request_id: str) -> dict[str, Any]:
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "gateway.audit"]
+    (line,) = [line for line in lines if line["request_id"] == request_id]
+    return line
+
+
+def test_write_timing_out_after_it_was_sent_is_outcome_unknown(
+        outage_app: Any, box_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The database stops answering while a write is on its way: the gateway cannot know
+    whether it landed, and says so (a 503 of its own type, and `unknown` in the audit
+    line). A second write still waiting its turn was never sent: plain 503, and it never
+    lands later."""
+    caplog.set_level(logging.INFO, logger="gateway.audit")
+    tenant = unique("tenant")
+    ApiClient(outage_app.test_client(), tenant).network(cidr="10.97.0.0/24")  # warm up
+    sent = {"name": unique("sent"), "cidr": "10.98.0.0/24"}
+    queued = {"name": unique("queued"), "cidr": "10.99.0.0/24"}
+    key = {"Idempotency-Key": "sent-" + unique("k")}
+    results: dict[str, Any] = {}
+
+    def post(which: str, body: dict[str, Any], headers: dict[str, str]) -> None:
+        api = ApiClient(outage_app.test_client(), tenant)
+        results[which] = _timed(lambda: api.post(
+            "/v1/networks", body, headers={**headers, "X-Request-ID": f"{which}-{tenant}"}))
+
+    pid = sandbox.status(box_dir)["pid"]
+    assert isinstance(pid, int)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        first = threading.Thread(target=post, args=("sent", sent, key))
+        first.start()
+        time.sleep(0.5)  # the first write is in the database's socket by now
+        second = threading.Thread(target=post, args=("queued", queued, {}))
+        second.start()
+        first.join(BOUND + 5)
+        second.join(BOUND + 5)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+    unknown = results["sent"]
+    _assert_unavailable(unknown)
+    problem = unknown.get_json()
+    assert unknown.mimetype == "application/problem+json"
+    assert problem["type"] == OUTCOME_UNKNOWN, problem
+    assert problem["status"] == 503
+    assert "Idempotency-Key" in problem["detail"], problem
+    line = _audit_of(caplog, f"sent-{tenant}")
+    assert line["outcome"] == "unknown" and line["status"] == 503, line
+
+    never_sent = results["queued"]
+    _assert_unavailable(never_sent)
+    assert never_sent.get_json()["type"] == "about:blank", never_sent.get_json()
+    line = _audit_of(caplog, f"queued-{tenant}")
+    assert line["outcome"] == 503 and line["status"] == 503, line
+
+    client = outage_app.test_client()
+    api = ApiClient(client, tenant)
+    _until(lambda: client.get("/readyz").status_code == 200, 30, "/readyz 200 after thaw")
+    # the write behind the 503 landed after all; the one never sent never does
+    _until(lambda: sent["name"] in {n["name"] for n in api.get("/v1/networks")
+                                    .get_json()["items"]}, 20, "the sent write to land")
+    time.sleep(0.5)
+    names = {n["name"] for n in api.get("/v1/networks").get_json()["items"]}
+    assert queued["name"] not in names, names
+    # the retry the problem asks for answers the landed network, once
+    retry = api.post("/v1/networks", sent, headers=key)
+    assert retry.status_code == 201 and retry.headers.get("Idempotent-Replayed") == "true"
+    assert [n["name"] for n in api.get(f"/v1/networks?name={sent['name']}")
+            .get_json()["items"]] == [sent["name"]]

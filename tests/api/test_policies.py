@@ -188,7 +188,7 @@ def test_create_returns_resource_and_port_group_of_selected_ports(api: Any, nbct
     assert pol["priority"] == 500
     assert pol["stateful"] is True
     assert pol["log"] == {"enabled": False, "severity": "info"}
-    assert pol["egress"] == []
+    assert "egress" not in pol  # absent stays absent: not isolated for egress
     assert pol["ingress"] == [{"action": "allow", "protocol": "tcp", "ports": [80]}]
     group = pg(nbctl, pol["id"])
     assert group is not None
@@ -311,9 +311,44 @@ def test_stateful_flag_chooses_allow_action(api: Any, nbctl: Any, stateful: bool
 def test_no_rules_in_a_direction_gives_no_acls_for_it(api: Any, nbctl: Any) -> None:
     only_egress = create(api, egress=[{"action": "allow"}])
     assert {a["direction"] for a in acls(nbctl, only_egress["id"])} == {"from-lport"}
+    assert "ingress" not in only_egress
     nothing = create(api)
     assert acls(nbctl, nothing["id"]) == []
     assert pg(nbctl, nothing["id"]) is not None
+    assert "ingress" not in nothing and "egress" not in nothing
+
+
+def test_default_deny_as_kubernetes_writes_it(api: Any, nbctl: Any) -> None:
+    """An explicitly empty ingress list isolates ingress with nothing allowed; the absent
+    egress does not isolate egress; the stored policy keeps the difference."""
+    net = api.network(cidr="10.90.0.0/24")
+    port = api.port(net["id"])
+    pol = create(api, selector={}, ingress=[])
+    assert pol["ingress"] == [] and "egress" not in pol, pol
+    assert pol["status"] == {"selected_ports": 1}
+    assert api.get(f"/v1/policies/{pol['id']}").get_json() == pol
+    group = group_name(pol["id"])
+    by_rule = acl_by_rule(nbctl, pol["id"])
+    assert set(by_rule) == {"ingress/default", "ingress/infra"}, by_rule
+    drop = by_rule["ingress/default"]
+    assert (drop["direction"], drop["action"], drop["match"]) == (
+        "to-lport", "drop", f"outport == @{group} && ip")
+    assert members(nbctl, pol["id"]) == {port["id"]}
+    rules = api.get(f"/v1/policies/{pol['id']}/rules").get_json()
+    assert {a["rule"] for a in rules["acls"]} == {"ingress/default", "ingress/infra"}
+
+    # [] for egress too: both directions isolated
+    both = api.patch(f"/v1/policies/{pol['id']}", {"egress": []})
+    assert both.status_code == 200, both.get_json()
+    assert both.get_json()["egress"] == [] and both.get_json()["ingress"] == []
+    assert set(acl_by_rule(nbctl, pol["id"])) == {"ingress/default", "ingress/infra",
+                                                   "egress/default", "egress/infra"}
+    # null removes the list: that direction is not isolated any more
+    resp = api.patch(f"/v1/policies/{pol['id']}", {"ingress": None, "egress": None})
+    assert resp.status_code == 200, resp.get_json()
+    assert "ingress" not in resp.get_json() and "egress" not in resp.get_json()
+    assert acls(nbctl, pol["id"]) == []
+    assert owned(nbctl, "ACL", parent=pol["id"]) == []
 
 
 def test_priority_orders_acls_across_policies(api: Any, nbctl: Any) -> None:
@@ -646,12 +681,24 @@ def test_patch_of_other_fields_keeps_rules_with_ports(api: Any, nbctl: Any) -> N
 def test_patch_to_no_rules_drops_the_acls(api: Any, nbctl: Any) -> None:
     pol = create(api, ingress=[{"action": "allow", "peers": [{"selector": {"a": "b"}}]}])
     assert len(tenant_sets(nbctl, api.tenant)) == 2
-    resp = api.patch(f"/v1/policies/{pol['id']}", {"ingress": []})
+    resp = api.patch(f"/v1/policies/{pol['id']}", {"ingress": None})
     assert resp.status_code == 200, resp.get_json()
+    assert "ingress" not in resp.get_json()
     assert acls(nbctl, pol["id"]) == []
     assert address_sets(nbctl, pol["id"]) == {}
     assert tenant_sets(nbctl, api.tenant) == {}
     assert owned(nbctl, "ACL", parent=pol["id"]) == []
+
+
+def test_patch_to_an_empty_rule_list_keeps_the_direction_isolated(api: Any,
+                                                                  nbctl: Any) -> None:
+    pol = create(api, ingress=[{"action": "allow", "peers": [{"selector": {"a": "b"}}]}])
+    resp = api.patch(f"/v1/policies/{pol['id']}", {"ingress": []})
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json()["ingress"] == []
+    assert set(acl_by_rule(nbctl, pol["id"])) == {"ingress/default", "ingress/infra"}
+    assert address_sets(nbctl, pol["id"]) == {}  # the peer set went with the rule
+    assert tenant_sets(nbctl, api.tenant) == {}
 
 
 def test_rename_to_a_taken_name_is_409_and_changes_nothing(api: Any, other_api: Any,

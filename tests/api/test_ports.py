@@ -483,3 +483,97 @@ def test_enabling_network_dhcp_gives_override_port_its_row(api: Any, nbctl: Any)
     own = as_list(_ovn_port(nbctl, special["id"])["dhcpv4_options"])
     assert len(own) == 1 and own[0] != net_row["_uuid"]
     assert dhcp_row(nbctl, own[0])["options"]["lease_time"] == "300"
+
+
+# -- addresses of ports another tool put on the switch ------------------------------------
+
+
+def test_foreign_port_addresses_are_taken(api: Any, nbctl: Any) -> None:
+    """Another tool's port on the network's switch holds its MAC and IPs: allocation skips
+    them and asking for them is 409, as for the gateway's own ports."""
+    net = api.network(cidr="10.61.0.0/24", ipv6_cidr="fd00:61::/64")
+    name = unique("foreign")
+    nbctl("lsp-add", f"ovngw-{net['id']}", name)
+    nbctl("lsp-set-addresses", name, "0A:00:00:61:00:02 10.61.0.2 fd00:61::2",
+          "0a:00:00:61:00:03 10.61.0.3", "router", "unknown", "dynamic 10.61.0.6")
+    try:
+        port = api.port(net["id"])
+        assert port["ips"][0] == "10.61.0.4", port
+        for body, field in (({"ips": ["10.61.0.2"]}, "ips.0"), ({"ips": ["10.61.0.3"]}, "ips.0"),
+                            ({"ips": ["10.61.0.6"]}, "ips.0"),
+                            ({"ips": ["10.61.0.9", "fd00:61::2"]}, "ips.1"),
+                            ({"mac": "0a:00:00:61:00:02"}, "mac"),
+                            ({"mac": "0a:00:00:61:00:03"}, "mac")):
+            resp = api.post(f"/v1/networks/{net['id']}/ports", {"name": unique("p"), **body})
+            assert resp.status_code == 409, (body, resp.get_json())
+            assert field in errors_of(resp), (body, resp.get_json())
+            resp = api.patch(f"/v1/ports/{port['id']}", body)
+            assert resp.status_code == 409, (body, resp.get_json())
+        assert api.port(net["id"])["ips"][0] == "10.61.0.5"
+        assert api.port(net["id"])["ips"][0] == "10.61.0.7"
+    finally:
+        nbctl("lsp-del", name)
+    # gone: the addresses are free again
+    assert api.port(net["id"], ips=["10.61.0.2"])["ips"] == ["10.61.0.2"]
+
+
+def test_port_dhcp_overrides_are_checked_against_the_network(api: Any) -> None:
+    net = api.network(cidr="10.62.0.0/24")
+    for dhcp, field in (({"dns_servers": ["10.62.0.53", "fd00::53"]}, "dhcp.dns_servers.1"),
+                        ({"dns_servers": ["255.255.255.255"]}, "dhcp.dns_servers.0"),
+                        ({"dns_servers": ["10.62.0.255"]}, "dhcp.dns_servers.0"),
+                        ({"ntp_servers": ["0.0.0.0"]}, "dhcp.ntp_servers.0"),
+                        ({"routes": [{"destination": "192.168.0.0/16",
+                                      "nexthop": "192.168.0.1"}]}, "dhcp.routes.0.nexthop"),
+                        ({"routes": [{"destination": "192.168.0.0/16",
+                                      "nexthop": "10.62.0.255"}]}, "dhcp.routes.0.nexthop")):
+        resp = api.post(f"/v1/networks/{net['id']}/ports", {"name": unique("p"), "dhcp": dhcp})
+        assert resp.status_code == 400, (dhcp, resp.get_json())
+        assert field in errors_of(resp), (dhcp, resp.get_json())
+        port = api.port(net["id"])
+        resp = api.patch(f"/v1/ports/{port['id']}", {"dhcp": dhcp})
+        assert resp.status_code == 400, (dhcp, resp.get_json())
+        assert field in errors_of(resp), (dhcp, resp.get_json())
+        assert api.get(f"/v1/ports/{port['id']}").get_json() == port
+    dual = api.network(cidr="10.63.0.0/24", ipv6_cidr="fd00:63::/64")
+    port = api.port(dual["id"], dhcp={"dns_servers": ["fd00:63::53"]})
+    assert port["dhcp"] == {"dns_servers": ["fd00:63::53"]}
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"description": "nul \u0000"}, "description"),
+    ({"description": "\ud800"}, "description"),
+    ({"hostname": "a\u0000"}, "hostname"),
+    ({"labels": {"app": "\ud800"}}, "labels"),
+])
+def test_nul_and_lone_surrogates_in_ports_are_400(api: Any, body: dict[str, Any],
+                                                  field: str) -> None:
+    net = api.network(cidr="10.64.0.0/24")
+    resp = api.post(f"/v1/networks/{net['id']}/ports", {"name": unique("p"), **body})
+    assert resp.status_code == 400, resp.get_json()
+    assert names_field(errors_of(resp), field), resp.get_json()
+
+
+# -- re-addressing is explicit ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["ips", "mac"])
+def test_patch_null_ips_or_mac_is_400_and_keeps_the_address(api: Any, nbctl: Any,
+                                                            field: str) -> None:
+    """A merge-patch null would re-allocate: a careless client must not renumber a running
+    machine. New addresses are sent explicitly."""
+    net = api.network(cidr="10.65.0.0/24", ipv6_cidr="fd00:65::/64")
+    api.port(net["id"])
+    port = api.port(net["id"], ips=["10.65.0.40"])
+    before = _ovn_port(nbctl, port["id"])
+    resp = api.patch(f"/v1/ports/{port['id']}", {field: None, "description": "x"})
+    assert resp.status_code == 400, resp.get_json()
+    message = " ".join(errors_of(resp)[field])
+    assert "send the new" in message, message
+    assert api.get(f"/v1/ports/{port['id']}").get_json() == port
+    assert _ovn_port(nbctl, port["id"]) == before
+    # explicit new values still re-address
+    new = {"ips": ["10.65.0.41"], "mac": "0a:58:00:00:65:41"}[field]
+    resp = api.patch(f"/v1/ports/{port['id']}", {field: new})
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json()[field] == new

@@ -76,26 +76,30 @@ def hosts(dataplane: sandbox.Sandbox) -> Iterator[Hosts]:
 
 @pytest.fixture(scope="session")
 def dp_app(dataplane: sandbox.Sandbox) -> Iterator[Any]:
-    """The gateway on the data-plane sandbox (NB and SB), connected before tests use it."""
+    """The gateway on the data-plane sandbox (NB and SB), connected before tests use it.
+    create_app starts the kinds' workers too: with the SB given, the load balancers' health
+    watch runs (status.backends and offline backends out of vips need it)."""
     from gateway.app import create_app
     from gateway.config import Settings
 
     application = create_app(Settings(nb_db=dataplane.nb_unix, sb_db=dataplane.sb_unix,
                                       jwt_secret=SECRET, ovn_timeout=5.0))
     application.config["TESTING"] = True
-    nb = application.extensions["gateway"].nb
+    gateway = application.extensions["gateway"]
     try:
-        assert nb.wait_ready(15), "the gateway never connected to the sandbox's NB"
+        assert gateway.nb.wait_ready(15), "the gateway never connected to the sandbox's NB"
         yield application
     finally:
-        nb.stop()
+        gateway.stop()  # the workers (health watch), then the NB connection
 
 
 def _purge(api: Any) -> None:
-    """Delete what a test tenant created (floating IPs, gateways, policies, records, networks
-    with their ports), so that ovn-controller of the long-lived sandbox does not keep every
-    test's flows; floating IPs and gateways go first, as they hold networks and addresses."""
-    for kind in ("floating-ips", "gateways", "policies", "dns-records", "networks"):
+    """Delete what a test tenant created (load balancers, floating IPs, gateways, policies,
+    records, networks with their ports), so that ovn-controller of the long-lived sandbox does
+    not keep every test's flows; load balancers, floating IPs and gateways go first, as they
+    hold networks, ports and addresses (a network holding a VIP refuses even a cascade)."""
+    for kind in ("load-balancers", "floating-ips", "gateways", "policies", "dns-records",
+                 "networks"):
         listing = api.get(f"/v1/{kind}?limit=1000").get_json() or {}
         for item in listing.get("items") or []:
             if not item.get("auto"):  # automatic DNS records go with their ports

@@ -387,3 +387,35 @@ def test_ovn_trace_agrees_with_the_packets(trio: Trio, dataplane: sandbox.Sandbo
         acl, delivered, text = _trace(dataplane, trio, src, "db", port)
         assert not delivered, text
         assert "drop;" in acl and f"outport == @{group} && ip)" in acl, text
+
+
+def test_default_deny_then_allow_policies_add_up(trio: Trio) -> None:
+    """Kubernetes' default deny, {"selector": {}, "ingress": []}: every port is isolated for
+    ingress with nothing allowed. Allow policies at the default priority then add up:
+    exactly their sources get in, a third source stays out."""
+    extra = trio.api.port(trio.net["id"], name=f"extra-{trio.tag}", labels={"app": "extra"})
+    name = f"x{trio.tag}"
+    trio.hosts.add(name, extra["id"], extra["mac"], host_addr(extra, trio.net))
+    wait_until(lambda: tcp_reply(trio.hosts, name, trio.ip("db"), 5432) == "db5432", CONVERGE,
+               what="the third source reaches db")
+
+    deny_all = trio.policy({"selector": {}, "ingress": []})
+    trio.until_blocked("web", "db", 5432)
+    assert not trio.connects("other", "db", 5432)
+    assert not trio.connects("db", "web", 5432)  # {} selects every port
+    assert not trio.pings("web", "other")
+    assert stays(lambda: tcp_reply(trio.hosts, name, trio.ip("db"), 5432) == "", 1.0)
+    assert deny_all["ingress"] == [] and "egress" not in deny_all
+    assert deny_all["status"]["selected_ports"] == 4
+
+    for source in ("web", "other"):
+        trio.policy({"selector": {"app": "db"},
+                     "ingress": [{"action": "allow", "peers": [{"selector": {"app": source}}],
+                                  "protocol": "tcp", "ports": [5432]}]})
+    trio.until_connects("web", "db", 5432)
+    trio.until_connects("other", "db", 5432)
+    # Egress was left out, so it is not isolated: the allowed sources' SYNs leave them, and
+    # the replies of the allowed connections pass the sources' isolated ingress.
+    assert stays(lambda: tcp_reply(trio.hosts, name, trio.ip("db"), 5432) == "", 1.5)
+    assert not trio.connects("web", "db", 8080)  # only what an allow names
+    assert not trio.connects("db", "web", 5432)  # web is still isolated itself

@@ -164,6 +164,28 @@ def test_non_numeric_exp_is_rejected(exp: Any) -> None:
     rejected(verifier(jwt_secret=SECRET), jwt.encode(payload, SECRET, algorithm="HS256"))
 
 
+@pytest.mark.parametrize("exp", ["9999999999", "4102444800", True, [9999999999],
+                                 {"t": 9999999999}, float("nan")])
+def test_exp_must_be_a_number(exp: Any) -> None:
+    """PyJWT takes int("9999999999"): a string would make a token that never expires."""
+    payload = claims()
+    payload["exp"] = exp
+    err = rejected(verifier(jwt_secret=SECRET), jwt.encode(payload, SECRET, algorithm="HS256"))
+    assert "exp" in err.detail
+
+
+@pytest.mark.parametrize("claim", ["nbf", "iat"])
+def test_nbf_and_iat_must_be_numbers_when_present(claim: str) -> None:
+    payload = claims(**{claim: str(int(time.time()) - 10)})
+    err = rejected(verifier(jwt_secret=SECRET), jwt.encode(payload, SECRET, algorithm="HS256"))
+    assert claim in err.detail
+
+
+def test_a_fractional_exp_is_accepted() -> None:
+    token = jwt.encode(claims(exp=time.time() + 300.5), SECRET, algorithm="HS256")
+    assert verifier(jwt_secret=SECRET).verify(token).tenant == "acme"
+
+
 def test_not_yet_valid_token_is_rejected() -> None:
     token = jwt.encode(claims(nbf=int(time.time()) + 600), SECRET, algorithm="HS256")
     rejected(verifier(jwt_secret=SECRET), token)
@@ -197,6 +219,29 @@ def test_bad_sub_is_rejected(sub: Any) -> None:
 def test_scope_must_be_a_space_separated_string() -> None:
     token = jwt.encode(claims(scope=["read", "write"]), SECRET, algorithm="HS256")
     rejected(verifier(jwt_secret=SECRET), token)
+
+
+@pytest.mark.parametrize("scope", ["write\nadmin", "read\tadmin", "read\radmin", "read\x0badmin",
+                                   "read\x0cadmin", "read\u00a0admin", "read\u2003admin",
+                                   "read\u3000admin", "read\x1cadmin", "read\x85admin",
+                                   "read  write", " read", "read ", "admin\n", "\tadmin",
+                                   'read "admin"', "read\\ admin", "réad"])
+def test_scope_is_split_on_single_spaces_only(scope: str) -> None:
+    """RFC 6749 3.3: scope tokens of printable ASCII joined by single spaces. Any other
+    whitespace could make str.split() see an `admin` the issuer never granted."""
+    err = rejected(verifier(jwt_secret=SECRET), jwt.encode(claims(scope=scope), SECRET,
+                                                           algorithm="HS256"))
+    assert "scope" in err.detail
+
+
+@pytest.mark.parametrize(("scope", "scopes"), [
+    ("read write", {"read", "write"}), ("networks:read", {"networks:read"}),
+    ("", set()), ("dns:write policies:read admin", {"dns:write", "policies:read", "admin"}),
+    ("x!#$%&'()*+,-./:;<=>?@[]^_`{|}~", {"x!#$%&'()*+,-./:;<=>?@[]^_`{|}~"})])
+def test_well_formed_scopes_are_accepted(scope: str, scopes: set[str]) -> None:
+    who = verifier(jwt_secret=SECRET).verify(jwt.encode(claims(scope=scope), SECRET,
+                                                        algorithm="HS256"))
+    assert who.scopes == scopes
 
 
 def test_missing_scope_means_no_scopes() -> None:

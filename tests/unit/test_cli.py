@@ -40,6 +40,8 @@ def test_token_is_a_verifiable_hs256_token() -> None:
 @pytest.mark.parametrize(("args", "env", "message"), [
     (("token", "--tenant", "acme"), {}, "GATEWAY_JWT_SECRET"),
     (("token", "--tenant", "Bad_Tenant"), {"GATEWAY_JWT_SECRET": SECRET}, "--tenant"),
+    (("token", "--tenant", "acme", "--scope", "read\nadmin"), {"GATEWAY_JWT_SECRET": SECRET},
+     "--scope"),
     (("serve",), {}, "no token verification configured"),
     (("serve",), {"GATEWAY_JWT_SECRET": "short"}, "at least 32 characters"),
     (("serve",), {"GATEWAY_JWT_PUBLIC_KEY": "/nonexistent.pem"}, "not found"),
@@ -110,3 +112,24 @@ def test_serve_answers_over_http_and_stops_on_sigterm(nb_sandbox: Any) -> None:
             pytest.fail("serve did not stop on SIGTERM")
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+def test_serve_removes_its_metrics_folder_on_exit(nb_sandbox: Any, tmp_path: Path) -> None:
+    """serve makes a folder for the workers' metrics files; it is gone after SIGTERM. A
+    folder given in PROMETHEUS_MULTIPROC_DIR is the operator's: used, and left in place."""
+    from helpers.serving import gateway_env, serving
+
+    env = gateway_env(nb_sandbox.nb_unix, SECRET, TMPDIR=str(tmp_path))
+    with serving(env) as served:
+        folders = list(tmp_path.glob("ovngw-metrics-*"))
+        assert len(folders) == 1 and any(folders[0].iterdir()), folders
+        assert served.proc.poll() is None
+    assert served.proc.returncode == 0
+    assert list(tmp_path.glob("ovngw-metrics-*")) == []
+
+    own = tmp_path / "operator-metrics"
+    own.mkdir()
+    with serving({**env, "PROMETHEUS_MULTIPROC_DIR": str(own)}):
+        assert any(own.iterdir())
+    assert own.is_dir()
+    assert list(tmp_path.glob("ovngw-metrics-*")) == []

@@ -31,9 +31,10 @@ ANY6 = "ovngw_sf18b20ede4ace539a68c_ip6"
 
 
 def policy(**fields: Any) -> dict[str, Any]:
+    """A stored policy document; `ingress`/`egress` only when given (absent: no rules for
+    that direction, [] : isolated with nothing allowed)."""
     return {"id": PID, "tenant_id": "t1", "name": "p", "selector": {}, "priority": 500,
-            "stateful": True, "log": {"enabled": False, "severity": "info"},
-            "ingress": [], "egress": [], **fields}
+            "stateful": True, "log": {"enabled": False, "severity": "info"}, **fields}
 
 
 def compile_(doc: dict[str, Any], cidrs: dict[str, list[str]] | None = None) -> list[pc.AclSpec]:
@@ -283,23 +284,64 @@ def test_stateful_defaults_to_true() -> None:
 
 
 @pytest.mark.parametrize(("ingress", "egress", "directions"), [
-    ([], [], set()),
-    ([ALLOW_ANY], [], {"to-lport"}),
-    ([], [DENY_ANY], {"from-lport"}),
+    (None, None, set()),
+    ([ALLOW_ANY], None, {"to-lport"}),
+    (None, [DENY_ANY], {"from-lport"}),
     ([ALLOW_ANY], [ALLOW_ANY], {"to-lport", "from-lport"}),
+    ([], None, {"to-lport"}),
+    (None, [], {"from-lport"}),
+    ([], [], {"to-lport", "from-lport"}),
+    ([], [ALLOW_ANY], {"to-lport", "from-lport"}),
 ])
-def test_no_rules_in_a_direction_gives_no_acls_for_it(ingress: list[Any], egress: list[Any],
-                                                       directions: set[str]) -> None:
-    acls = compile_(policy(ingress=ingress, egress=egress))
+def test_absent_direction_gives_no_acls_and_a_given_one_isolates(
+        ingress: list[Any] | None, egress: list[Any] | None, directions: set[str]) -> None:
+    given = {k: v for k, v in (("ingress", ingress), ("egress", egress)) if v is not None}
+    acls = compile_(policy(**given))
     assert {a.direction for a in acls} == directions
     # each isolated direction: its rules, one default drop, one infra allow
-    assert len(acls) == len(ingress) + len(egress) + 2 * len(directions)
+    assert len(acls) == len(ingress or []) + len(egress or []) + 2 * len(directions)
+
+
+@pytest.mark.parametrize(("direction", "ovn_dir", "port_field"), [
+    ("ingress", "to-lport", "outport"), ("egress", "from-lport", "inport")])
+def test_an_empty_rule_list_isolates_with_nothing_allowed(direction: str, ovn_dir: str,
+                                                          port_field: str) -> None:
+    """Kubernetes' default deny: {"selector": {}, "ingress": []}."""
+    rules = by_rule(compile_(policy(**{direction: []})))
+    assert set(rules) == {f"{direction}/default", f"{direction}/infra"}
+    drop = rules[f"{direction}/default"]
+    assert (drop.direction, drop.priority, drop.match, drop.action) == (
+        ovn_dir, pc.DEFAULT_DROP, f"{port_field} == @{GROUP} && ip", "drop")
+    assert rules[f"{direction}/infra"].action == "allow-stateless"  # ND, DHCP still pass
+    assert not [a for a in rules.values() if a.action.startswith("allow")
+                and a.rule != f"{direction}/infra"]
+
+
+def test_a_stateless_default_deny_keeps_conntrack_on() -> None:
+    rules = by_rule(compile_(policy(stateful=False, ingress=[])))
+    assert set(rules) == {"ingress/default", "ingress/infra", "conntrack"}
+
+
+def test_allows_of_other_policies_add_up_over_a_default_deny() -> None:
+    """Every policy's allows sit above every policy's default drop: a default deny and
+    allow policies at the default priority let exactly the allowed traffic in."""
+    deny_all = compile_(policy(ingress=[]))
+    allows = [compile_(policy(id=f"{i}" * 8 + PID[8:], selector={"app": "db"},
+                              ingress=[{"action": "allow", "peers": [{"cidr": cidr}]}]))
+              for i, cidr in ((1, "10.0.0.2/32"), (2, "10.0.0.3/32"))]
+    drops = [a for a in deny_all if a.action == "drop"]
+    assert [a.rule for a in drops] == ["ingress/default"]
+    allowed = [a for acls in allows for a in acls if a.rule == "ingress/0"]
+    assert len(allowed) == 2
+    assert all(a.priority > drop.priority for a in allowed for drop in drops)
+    assert {a.match.rsplit("== ", 1)[1] for a in allowed} == {"10.0.0.2/32)", "10.0.0.3/32)"}
 
 
 def test_missing_direction_keys_compile_to_nothing() -> None:
     doc = policy()
-    del doc["ingress"], doc["egress"]
+    assert "ingress" not in doc and "egress" not in doc
     assert compile_(doc) == []
+    assert compile_(policy(ingress=None, egress=None)) == []  # null, as absent
 
 
 # -- protocols and ports --------------------------------------------------------------------
@@ -435,9 +477,7 @@ def test_peer_selectors_lists_every_distinct_label_selector_by_key() -> None:
     assert pc.peer_selectors(policy()) == {}
     assert pc.peer_selectors(policy(ingress=[ALLOW_ANY], egress=[
         {"action": "allow", "peers": [{"cidr": "10.0.0.0/8"}, {"network": NET_B}]}])) == {}
-    doc = policy()
-    del doc["ingress"], doc["egress"]
-    assert pc.peer_selectors(doc) == {}
+    assert pc.peer_selectors(policy(ingress=[], egress=[])) == {}
 
 
 def test_peer_selectors_collapse_repeats_and_label_order() -> None:

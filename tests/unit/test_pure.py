@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from marshmallow import Schema, ValidationError
 
-from gateway.schemas.common import Labels, label_key_errors
+from gateway.schemas.common import Labels, Text, UnicastIP, label_key_errors, text_problem
 from gateway.services import dhcp, ipam
+from gateway.services.networks import foreign_addresses, foreign_ports
 from gateway.services.resources import merge_patch
 
 # --------------------------------------------------------------------------------------
@@ -341,3 +343,70 @@ def test_labels_error_names_the_key() -> None:
     messages = err.value.messages["labels"]
     assert set(messages) >= {"bad key", "other"}
     assert "good" not in messages
+
+
+# --------------------------------------------------------------------------------------
+# ports another tool put on a gateway switch
+# --------------------------------------------------------------------------------------
+
+STAMP = {"ovn-nb-gateway:kind": "gw-link", "ovn-nb-gateway:id": "x",
+         "ovn-nb-gateway:tenant": "t"}
+
+
+def _lsp(name: str, addresses: list[str], external_ids: dict[str, str]) -> Any:
+    return SimpleNamespace(name=name, addresses=addresses, external_ids=external_ids)
+
+
+def test_foreign_ports_are_those_without_the_complete_stamp() -> None:
+    ours = _lsp("ours", ["0a:58:00:00:00:01 10.0.0.1"], STAMP)
+    partial = _lsp("partial", [], {k: v for k, v in STAMP.items() if not k.endswith("id")})
+    other = _lsp("other", [], {"owner": "someone"})
+    ls = SimpleNamespace(ports=[ours, partial, other])
+    assert [p.name for p in foreign_ports(ls)] == ["partial", "other"]
+
+
+def test_foreign_addresses_read_every_address_form() -> None:
+    ls = SimpleNamespace(ports=[
+        _lsp("a", ["0A:00:00:00:00:01 10.0.0.5 FD00::5", "0a:00:00:00:00:02 10.0.0.6/24"], {}),
+        _lsp("b", ["router", "unknown", "dynamic", "0a:00:00:00:00:03 dynamic",
+                   "dynamic 10.0.0.7"], {}),
+        _lsp("ours", ["0a:58:00:00:00:09 10.0.0.9"], STAMP),
+    ])
+    ips, macs = foreign_addresses(ls)
+    assert ips == {"10.0.0.5", "fd00::5", "10.0.0.6", "10.0.0.7"}
+    assert macs == {"0a:00:00:00:00:01", "0a:00:00:00:00:02", "0a:00:00:00:00:03"}
+
+
+# --------------------------------------------------------------------------------------
+# text and unicast addresses
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    ("plain text, ünïcode and emoji \U0001F600", None),
+    ("nul \x00", "must not contain NUL characters"),
+    ("high \ud800", "must not contain lone surrogates (not valid Unicode)"),
+    ("low \udfff", "must not contain lone surrogates (not valid Unicode)"),
+])
+def test_text_problem(value: str, problem: str | None) -> None:
+    assert text_problem(value) == problem
+    schema = Schema.from_dict({"t": Text()})()
+    if problem is None:
+        assert schema.load({"t": value}) == {"t": value}
+    else:
+        with pytest.raises(ValidationError) as caught:
+            schema.load({"t": value})
+        assert caught.value.messages == {"t": [problem]}
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0", "255.255.255.255", "127.0.0.53", "224.0.0.1",
+                                     "::", "::1", "ff02::1"])
+def test_unicast_ip_refuses_what_no_host_can_be(address: str) -> None:
+    with pytest.raises(ValidationError):
+        Schema.from_dict({"a": UnicastIP()})().load({"a": address})
+
+
+def test_unicast_ip_normalises_host_addresses() -> None:
+    schema = Schema.from_dict({"a": UnicastIP()})()
+    assert schema.load({"a": "FD00::0053"}) == {"a": "fd00::53"}
+    assert schema.load({"a": "192.0.2.255"}) == {"a": "192.0.2.255"}
