@@ -103,17 +103,19 @@ def bound_chassis(remote: str, timeout: float = 1.0) -> dict[str, str]:
 
 
 def service_monitors(remote: str, timeout: float = 1.0,
-                     ttl: float = 1.0) -> dict[tuple[str, int, str], str]:
-    """(backend ip, port, protocol) -> online | offline, from OVN's service monitor."""
-    def fetch() -> dict[tuple[str, int, str], str]:
+                     ttl: float = 1.0) -> dict[tuple[str, int, str, str], str]:
+    """(backend ip, port, protocol, logical port) -> online | offline, from OVN's service
+    monitor. The logical port tells apart tenants whose backends share addresses."""
+    def fetch() -> dict[tuple[str, int, str, str], str]:
         found = {}
-        for row in _select(remote, "Service_Monitor", ["ip", "port", "protocol", "status"],
-                           timeout):
+        for row in _select(remote, "Service_Monitor",
+                           ["ip", "port", "protocol", "logical_port", "status"], timeout):
             status = row.get("status")
             protocol = row.get("protocol")
             if isinstance(status, str) and status in ("online", "offline"):
                 proto = protocol if isinstance(protocol, str) else "tcp"
-                found[(str(row["ip"]), int(row["port"]), proto)] = status
+                found[(str(row["ip"]), int(row["port"]), proto,
+                       str(row["logical_port"]))] = status
         return found
     try:
         return dict(_cached(remote, "monitors", fetch, ttl))

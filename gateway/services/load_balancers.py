@@ -58,12 +58,22 @@ def vips_map(doc: Doc, offline: frozenset[tuple[str, int]] = frozenset()) -> dic
     return out
 
 
-def offline_backends(monitors: dict[tuple[str, int, str], str],
-                     doc: Doc) -> frozenset[tuple[str, int]]:
+Monitors = dict[tuple[str, int, str, str], str]
+
+
+def logical_ports(mappings: Any) -> dict[str, str]:
+    """backend ip -> its logical port, from OVN `ip_port_mappings` ("port:source")."""
+    return {ip: value.split(":", 1)[0] for ip, value in dict(mappings or {}).items()}
+
+
+def offline_backends(monitors: Monitors, doc: Doc,
+                     ports: dict[str, str]) -> frozenset[tuple[str, int]]:
+    """The (ip, port) backends of this load balancer its own monitors report offline."""
     if not doc.get("health_check"):
         return frozenset()
-    return frozenset((ip, port) for (ip, port, protocol), status in monitors.items()
-                     if status == "offline" and protocol == doc["protocol"])
+    return frozenset((ip, port) for (ip, port, protocol, lsp), status in monitors.items()
+                     if status == "offline" and protocol == doc["protocol"]
+                     and ports.get(ip) == lsp)
 
 
 class LoadBalancerService(Resource, Listener):
@@ -177,7 +187,8 @@ class LoadBalancerService(Resource, Listener):
         self._check_listeners(doc, known)
         vip_net = self._place_vip(t, doc, networks)
         ports = self._backend_ports(t, doc, networks, known)
-        lb.vips = vips_map(doc, offline_backends(self._monitors(), doc))
+        lb.vips = vips_map(doc, offline_backends(
+            self._monitors(), doc, {ip: port for ip, (port, _) in ports.items()}))
         lb.options = ({"affinity_timeout": str(doc["session_affinity_timeout"])}
                       if doc.get("session_affinity_timeout") else {})
         self._health_check(t, lb, doc, ports, networks, old)
@@ -322,7 +333,7 @@ class LoadBalancerService(Resource, Listener):
         if sorted(have) != sorted(wanted):
             probe.health_check = [t.insert(LB_HC, vip=v, options=o) for v, o in wanted]
 
-    def _monitors(self) -> dict[tuple[str, int, str], str]:
+    def _monitors(self) -> Monitors:
         if not self.settings.sb_db:
             return {}
         return southbound.service_monitors(self.settings.sb_db)
@@ -412,6 +423,7 @@ class LoadBalancerService(Resource, Listener):
     # -- health, from the southbound ---------------------------------------------------------
     def _health(self, row: Any, doc: Doc) -> list[Doc]:
         monitors = self._monitors() if doc.get("health_check") else {}
+        lsps = logical_ports(getattr(row, "ip_port_mappings", None))
         out: dict[tuple[str, int], Doc] = {}
         for listener in doc["listeners"]:
             target = listener.get("backend_port") or listener["port"]
@@ -420,7 +432,9 @@ class LoadBalancerService(Resource, Listener):
                 if (backend["ip"], port) not in out:
                     out[(backend["ip"], port)] = {"ip": backend["ip"], "port": port, "status":
                                                   monitors.get((backend["ip"], port,
-                                                                doc["protocol"]), "unknown")}
+                                                                doc["protocol"],
+                                                                lsps.get(backend["ip"], "")),
+                                                               "unknown")}
         return list(out.values())
 
     # -- what load balancers do when others change --------------------------------------------
@@ -533,8 +547,8 @@ class HealthWatch:
             if row is None:
                 continue
             doc = stored_doc(row, committed=True)
-            if doc.get("health_check") and \
-                    dict(row.vips) != vips_map(doc, offline_backends(monitors, doc)):
+            if doc.get("health_check") and dict(row.vips) != vips_map(doc, offline_backends(
+                    monitors, doc, logical_ports(row.ip_port_mappings))):
                 stale.append(entry.id)
         for lb_id in stale:
             def change(t: Txn, lb_id: str = lb_id) -> None:
@@ -543,12 +557,13 @@ class HealthWatch:
         return len(stale)
 
     @staticmethod
-    def _apply(t: Txn, lb_id: str, monitors: dict[tuple[str, int, str], str]) -> None:
+    def _apply(t: Txn, lb_id: str, monitors: Monitors) -> None:
         row = t.get(LB, KIND, lb_id)
         if row is None:
             return
         row.verify("external_ids")  # the document it was computed from
         doc = stored_doc(row)
-        wanted = vips_map(doc, offline_backends(monitors, doc))
+        wanted = vips_map(doc, offline_backends(monitors, doc,
+                                                logical_ports(row.ip_port_mappings)))
         if dict(row.vips) != wanted:
             row.vips = wanted

@@ -311,10 +311,6 @@ def test_control_without_the_health_watch_affinity_pins_to_the_dead_backend(
                what=f"the client moved to {other} once the watch runs")
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=(
-    "product bug: southbound.service_monitors keys the monitors by (ip, port, protocol) "
-    "without the logical port, so tenants with the same addresses read each other's "
-    "backend health"))
 def test_health_of_tenants_with_the_same_addresses_stays_apart(
         new_tenant: Any, hosts: Hosts, nbctl: Callable[..., str],
         sbctl: Callable[..., str]) -> None:
