@@ -63,15 +63,17 @@ class Backends(MethodView):
 
 @blp.route("/<uuid:load_balancer_id>/backends/<string:ip>")
 class BackendItem(MethodView):
+    @blp.arguments(BackendQuery(), location="query")
     @blp.response(200, Backend)
-    def get(self, load_balancer_id: Any, ip: str) -> Any:
-        """One backend of a load balancer (the first with this address)
+    def get(self, query: dict[str, Any], load_balancer_id: Any, ip: str) -> Any:
+        """One backend of a load balancer (the first with this address, and `port`)
 
         Answers the backend as it was added, with the load balancer's revision as ETag;
         its health is in the load balancer's `status.backends`."""
         doc = service(LoadBalancerService).get(principal("load-balancers", "read"),
                                                str(load_balancer_id))
-        found = [b for b in doc["backends"] if b["ip"] == _address(ip)]
+        found = [b for b in doc["backends"] if b["ip"] == _address(ip)
+                 and ("port" not in query or b.get("port") == query["port"])]
         if not found:
             raise NotFound.field("ip", "backend")
         return found[0], 200, {"ETag": f'"{doc["revision"]}"'}

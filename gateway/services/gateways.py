@@ -148,7 +148,7 @@ class GatewayService(Resource, Listener):
                 cidrs.append((network_id, net))
                 nexthop_nets.append(net)
             ip = attachment.get("ip") or network["gateway_ip"]
-            self._check_router_ip(t, network, ip, f"networks.{i}.ip")
+            self._check_router_ip(t, network, ip, f"networks.{i}.ip", doc["id"])
             attachment["ip"] = ip
             addresses = [f"{ip}/{ipaddress.IPv4Network(network['cidr']).prefixlen}"]
             lrp: dict[str, Any] = {"name": port_name(doc["id"], network_id),
@@ -166,7 +166,8 @@ class GatewayService(Resource, Listener):
         self._routes(doc, want, nexthop_nets)
         return want
 
-    def _check_router_ip(self, t: Txn, network: Doc, ip: str, where: str) -> None:
+    def _check_router_ip(self, t: Txn, network: Doc, ip: str, where: str,
+                         gateway_id: str) -> None:
         if ip == network["gateway_ip"]:
             return  # reserved for the router by every network already
         net = ipaddress.IPv4Network(network["cidr"])
@@ -176,6 +177,12 @@ class GatewayService(Resource, Listener):
         for entry in t.entries(LSP, "port", parent=network["id"]):
             if entry.doc is not None and ip in entry.doc["ips"]:
                 raise Conflict.field(where, "in use by a port of the network")
+        mine = t.get(LR, KIND, gateway_id)
+        held_by_me = {str(a.get("ip")) for a in (stored_doc(mine)["networks"] if mine else [])
+                      if str(a["network_id"]) == network["id"]}
+        if ip in self.hooks.reserved_addresses(t, network) - held_by_me:
+            raise Conflict.field(where, "reserved in the network (a load balancer VIP or "
+                                 "probe source, or another router's address)")
 
     @staticmethod
     def _ra_configs(network: Doc) -> dict[str, str]:

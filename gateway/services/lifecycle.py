@@ -24,6 +24,7 @@ class PortEvent:
     new: Doc | None
     network: Doc  # the port's network, as stored
     ls: Any  # the network's Logical_Switch row
+    cascade: bool = False  # deleted because its network goes (?cascade=true)
 
     @property
     def port_id(self) -> str:

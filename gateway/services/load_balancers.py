@@ -455,9 +455,12 @@ class LoadBalancerService(Resource, Listener):
             if not event.cascade:
                 raise Conflict(f"network is used by load balancer {doc['name']!r}; detach "
                                "it or use ?cascade=true")
+            kept = [b for b in doc["backends"] if not _net_of(b["ip"], network)]
             self._rewrite(t, row, {
                 "networks": [n for n in doc["networks"] if str(n) != network["id"]],
-                "backends": [b for b in doc["backends"] if not _net_of(b["ip"], network)]})
+                "backends": kept,
+                # nothing left to probe: the check goes with its backends
+                "health_check": doc.get("health_check") if kept else None})
 
     def _users(self, t: Txn, network_id: str) -> list[Any]:
         rows = {r.uuid: r for r in t.rows_by_key(LB, KIND, "net." + network_id, "1")}
@@ -469,15 +472,15 @@ class LoadBalancerService(Resource, Listener):
         return list(rows.values())
 
     def port_changed(self, t: Txn, event: PortEvent) -> None:
-        if event.old is None:
+        if event.old is None or event.cascade:  # a cascade drops the network's backends
             return
         for row in t.rows_by_key(LB, KIND, "bport." + event.port_id, "1"):
             doc = stored_doc(row)
             backends = {b["ip"] for b in doc["backends"]}
             kept = set((event.new or {}).get("ips") or [])
             if backends & (set(event.old["ips"]) - kept):
-                raise Conflict(f"the port is a health-checked backend of load balancer "
-                               f"{doc['name']!r}; remove it there first")
+                raise Conflict(f"port {event.port_id} is a health-checked backend of load "
+                               f"balancer {doc['name']!r}; remove it there first")
 
     def resource_changing(self, t: Txn, event: ResourceEvent) -> None:
         if event.old is None or event.new is not None:

@@ -161,7 +161,8 @@ class PortService(Resource, Listener):
     def remove(self, t: Txn, row: Any, doc: Doc, cascade: bool) -> None:
         ls, network = self.network_of(t, doc)
         self.dhcp.drop(t, doc["id"])
-        self.hooks.port_changed(t, PortEvent(doc["tenant_id"], row, doc, None, network, ls))
+        self.hooks.port_changed(t, PortEvent(doc["tenant_id"], row, doc, None, network, ls,
+                                             cascade))
         ls.delvalue("ports", row)
         # ovsdb-server 3.1 keeps a weak reference to a row deleted in the same transaction
         # that modifies the referring row (the tenant lock does): drop it explicitly.
@@ -182,6 +183,10 @@ class PortService(Resource, Listener):
             for entry in t.entries(LSP, "port", parent=new["id"]):
                 if entry.doc is not None and new["gateway_ip"] in entry.doc["ips"]:
                     raise Conflict.field("gateway_ip", "in use by a port of this network")
+            # Held by another kind (a VIP, a probe source, a router's own address)?
+            if new["gateway_ip"] in self.hooks.reserved_addresses(t, old) - {old["gateway_ip"]}:
+                raise Conflict.field("gateway_ip", "reserved in this network (a load "
+                                     "balancer VIP or probe source, or a router address)")
         network_rows = self.dhcp.rows(t, new["id"])
         for lsp in t.rows(LSP, "port", parent=new["id"]):
             rows = port_dhcp_rows(t, self.dhcp, new, stored_doc(lsp), network_rows)

@@ -147,3 +147,32 @@ def test_external_vip_is_allocated_from_the_external_network(
     assert api.delete(f"/v1/gateways/{gw['id']}").status_code == 204
     in_use = admin_api.delete(f"/v1/external-networks/{ext['id']}")
     assert in_use.status_code == 409 and "load balancers" in in_use.get_json()["detail"]
+
+
+def test_reserved_addresses_stay_reserved_and_cascade_takes_checked_backends(
+        api: ApiClient, net: dict[str, Any], nbctl: Any) -> None:
+    back = api.network(cidr="10.11.0.0/24")
+    ports = [api.port(back["id"]), api.port(back["id"])]
+    lb = _lb(api, vip="10.7.0.100", networks=[net["id"]],
+             backends=[{"ip": p["ips"][0]} for p in ports], health_check={}).get_json()
+    source = next(iter(_row(nbctl, lb["id"])["ip_port_mappings"].values())).split(":", 1)[1]
+    # Neither a network's gateway_ip nor a router's address may take a VIP or probe source.
+    for value in ("10.7.0.100",):
+        resp = api.patch(f"/v1/networks/{net['id']}", {"gateway_ip": value})
+        assert resp.status_code == 409 and names_field(errors_of(resp), "gateway_ip")
+    resp = api.patch(f"/v1/networks/{back['id']}", {"gateway_ip": source})
+    assert resp.status_code == 409 and names_field(errors_of(resp), "gateway_ip")
+    gw = api.post("/v1/gateways", {"name": unique("gw"), "networks": [
+        {"network_id": net["id"], "ip": "10.7.0.100"}]})
+    assert gw.status_code == 409 and names_field(errors_of(gw), "networks.0.ip")
+    # One backend by address and port.
+    added = api.post(f"/v1/load-balancers/{lb['id']}/backends",
+                     {"ip": ports[0]["ips"][0], "port": 9090})
+    assert added.status_code == 201, added.get_json()
+    got = api.get(f"/v1/load-balancers/{lb['id']}/backends/{ports[0]['ips'][0]}?port=9090")
+    assert got.status_code == 200 and got.get_json() == added.get_json()
+    # A cascade takes the health-checked backends of the network (and the check with them).
+    assert api.delete(f"/v1/networks/{back['id']}?cascade=true").status_code == 204
+    after = api.get(f"/v1/load-balancers/{lb['id']}").get_json()
+    assert after["backends"] == [] and after.get("health_check") is None
+    assert _row(nbctl, lb["id"])["ip_port_mappings"] == {}
