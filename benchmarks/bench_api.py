@@ -1148,30 +1148,38 @@ def terminate_as_interrupt() -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_bench(make: Callable[[Path], Any], prefix: str,
+              keep: bool = False) -> dict[str, Any] | None:
+    """make(workdir).run() in a fresh work folder; everything it started is stopped and the
+    folder removed (unless keep), also on error or a signal. None: interrupted."""
     # short: the sandbox's unix socket path must fit in sun_path
-    workdir = Path(tempfile.mkdtemp(prefix="ovngw-bench-", dir="/tmp"))
-    bench = Bench(args, workdir)
-    result: dict[str, Any] | None = None
+    workdir = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    bench = make(workdir)
     try:
         with terminate_as_interrupt():
             try:
-                result = bench.run()
+                return dict(bench.run())
             finally:
                 bench.stop()
     except KeyboardInterrupt:
         log("interrupted; everything started was stopped")
-        return 130
+        return None
     except Exception:
         if bench.gateway is not None:
             log(f"gateway log tail:\n{bench.gateway.log_tail()}")
         raise
     finally:
-        if args.keep:
+        if keep:
             log(f"work folder kept: {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    result = run_bench(lambda workdir: Bench(args, workdir), "ovngw-bench-", args.keep)
+    if result is None:
+        return 130
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(markdown(result))
     print(f"\nJSON: {args.out}")

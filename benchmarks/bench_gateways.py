@@ -24,16 +24,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench_api import Bench, Client, Gateway, environment, log, summary, terminate_as_interrupt
+from bench_api import Bench, Client, Gateway, environment, log, run_bench, summary
 
 from gateway import sandbox
 from gateway.auth import mint
@@ -328,29 +326,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # short: the sandbox's unix socket path must fit in sun_path
-    workdir = Path(tempfile.mkdtemp(prefix="ovngw-bgw-", dir="/tmp"))
-    bench = GatewayBench(args, workdir)
-    result: dict[str, Any] | None = None
-    try:
-        with terminate_as_interrupt():
-            try:
-                result = bench.run()
-            finally:
-                bench.stop()
-    except KeyboardInterrupt:
-        log("interrupted; everything started was stopped")
+    result = run_bench(lambda workdir: GatewayBench(args, workdir), "ovngw-bgw-", args.keep)
+    if result is None:
         return 130
-    except Exception:
-        if bench.gateway is not None:
-            log(f"gateway log tail:\n{bench.gateway.log_tail()}")
-        raise
-    finally:
-        if args.keep:
-            log(f"work folder kept: {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    assert result is not None
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(markdown(result, args.fips, args.networks))

@@ -18,13 +18,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import shutil
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
-from bench_api import log, summary, terminate_as_interrupt
+from bench_api import run_bench, summary
 from bench_gateways import GatewayBench
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
@@ -119,21 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.rounds <= args.samples or not 100 <= args.big <= 4096:
         parser.error("--rounds 1..samples, --big 100..4096")
-    workdir = Path(tempfile.mkdtemp(prefix="ovngw-blb-", dir="/tmp"))
-    bench = LoadBalancerBench(args, workdir)
-    result: dict[str, Any] | None = None
-    try:
-        with terminate_as_interrupt():
-            try:
-                result = bench.run()
-            finally:
-                bench.stop()
-    except KeyboardInterrupt:
-        log("interrupted; everything started was stopped")
+    result = run_bench(lambda workdir: LoadBalancerBench(args, workdir), "ovngw-blb-")
+    if result is None:
         return 130
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    assert result is not None
     print("| operation | p50 | p99 |\n|---|---:|---:|")
     for name, s in result.items():
         print(f"| {name} | {s['p50_ms']:.2f} ms | {s['p99_ms']:.2f} ms |")

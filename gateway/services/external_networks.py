@@ -10,8 +10,8 @@ from gateway.errors import BadRequest, Conflict, NotFound
 from gateway.ovn import naming
 from gateway.ovn.tables import LS, LSP
 from gateway.ovn.transaction import Txn, bump_counter
-from gateway.services import ipam
 from gateway.services.lifecycle import Hooks, ResourceEvent
+from gateway.services.networks import complete_gateway_ip
 from gateway.services.resources import TENANT_COLUMNS, Doc, Resource, stored_doc
 
 KIND = "external-network"
@@ -32,14 +32,8 @@ def _pools(doc: Doc) -> list[tuple[int, int]]:
 
 def complete_external(doc: Doc) -> Doc:
     """Defaults and cross-field checks shared by create and update."""
-    net = ipaddress.IPv4Network(doc["cidr"])
-    if net.prefixlen > 29:
-        raise BadRequest.field("cidr", "prefix too long: at most /29")
-    if not doc.get("gateway_ip"):
-        doc["gateway_ip"] = ipam.default_gateway(doc["cidr"])
+    net = complete_gateway_ip(doc)
     hosts = (int(net.network_address) + 1, int(net.broadcast_address) - 1)
-    if not hosts[0] <= int(ipaddress.IPv4Address(doc["gateway_ip"])) <= hosts[1]:
-        raise BadRequest.field("gateway_ip", f"must be a host address of {doc['cidr']}")
     for i, (start, end) in enumerate(_pools(doc)):
         if not hosts[0] <= start <= end <= hosts[1]:
             raise BadRequest.field(f"allocation_pools.{i}",

@@ -15,8 +15,9 @@ from gateway.services.lifecycle import NetworkEvent
 from gateway.services.resources import TENANT_COLUMNS, Doc, Resource
 
 
-def complete_network(doc: Doc) -> Doc:
-    """Defaults and cross-field checks shared by create and update."""
+def complete_gateway_ip(doc: Doc) -> ipaddress.IPv4Network:
+    """An IPv4 cidr of /29 or larger and its gateway_ip (default: the first host), a host
+    address of it: for tenant and external networks alike."""
     net = ipaddress.IPv4Network(doc["cidr"])
     if net.prefixlen > 29:
         raise BadRequest.field("cidr", "prefix too long: at most /29")
@@ -25,6 +26,12 @@ def complete_network(doc: Doc) -> Doc:
     gw = ipaddress.IPv4Address(doc["gateway_ip"])
     if gw not in net or gw in (net.network_address, net.broadcast_address):
         raise BadRequest.field("gateway_ip", f"must be a host address of {doc['cidr']}")
+    return net
+
+
+def complete_network(doc: Doc) -> Doc:
+    """Defaults and cross-field checks shared by create and update."""
+    complete_gateway_ip(doc)
     if doc.get("ipv6_cidr") and ipaddress.IPv6Network(doc["ipv6_cidr"]).prefixlen > 120:
         raise BadRequest.field("ipv6_cidr", "prefix too long: at most /120")
     check_dhcp_addresses(doc, doc.get("dhcp") or {})
