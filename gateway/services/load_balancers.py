@@ -365,6 +365,11 @@ class LoadBalancerService(Resource, Listener):
             lr = t.get(LR, GATEWAY, str(gateway_id))
             if lr is None or lr.external_ids.get(naming.TENANT) != doc["tenant_id"]:
                 raise NotFound.field(f"gateways.{i}", "gateway")
+            external = stored_doc(lr).get("external") or {}
+            if doc.get("external_network_id") and \
+                    str(external.get("network_id")) != str(doc["external_network_id"]):
+                raise Conflict.field(f"gateways.{i}", "has no port on the VIP's external "
+                                     "network, so it cannot serve the VIP")
             found.append(lr)
         return found
 

@@ -176,3 +176,13 @@ def test_reserved_addresses_stay_reserved_and_cascade_takes_checked_backends(
     after = api.get(f"/v1/load-balancers/{lb['id']}").get_json()
     assert after["backends"] == [] and after.get("health_check") is None
     assert _row(nbctl, lb["id"])["ip_port_mappings"] == {}
+
+
+def test_an_external_vip_needs_gateways_on_its_external_network(
+        api: ApiClient, admin_api: ApiClient) -> None:
+    ext = admin_api.post("/v1/external-networks", {
+        "name": unique("ext"), "cidr": "172.16.6.0/24",
+        "physical_network": "physnet1"}).get_json()
+    inside = api.post("/v1/gateways", {"name": unique("gw")}).get_json()
+    resp = _lb(api, external_network_id=ext["id"], gateways=[inside["id"]])
+    assert resp.status_code == 409 and names_field(errors_of(resp), "gateways.0")
