@@ -33,7 +33,7 @@ KIND = crud.Kind(
     noun="load balancer", location="/v1/load-balancers/{id}", path_var="load_balancer_id",
     example=crud.Example(
         sample_id="4a3b2c1d-0e9f-4a8b-b7c6-d5e4f3a2b1c0",
-        body={"name": "web", "vip": "172.30.0.100", "protocol": "tcp",
+        body={"name": "web", "vip": "192.0.2.100", "protocol": "tcp",
               "listeners": [{"port": 80, "backend_port": 8080}]},
         references=(("networks", {"networks": [NETWORK]}),
                     ("gateways", {"gateways": [gateways.GATEWAY_KIND.example.sample_id]})),

@@ -34,6 +34,7 @@ class FloatingIpService(Resource, Listener):
     kind = KIND
     quota = "floating_ips"
     table = AS
+    lock_tenant_on_write = True  # one floating IP per port, decided across writes
     monitors = {**TENANT_COLUMNS, AS: frozenset({"name", "addresses", "external_ids"}),
                 NAT: frozenset({"type", "external_ip", "logical_ip", "logical_port",
                                 "external_mac", "external_ids"}),

@@ -105,6 +105,9 @@ class GatewayService(Resource, Listener):
     kind = KIND
     quota = "gateways"
     table = LR
+    # Attachments and external addresses are decided against the tenant's other gateways,
+    # load balancers and floating IPs: concurrent writes must not both pass those checks.
+    lock_tenant_on_write = True
     monitors = {
         **TENANT_COLUMNS,
         LR: frozenset({"name", "ports", "nat", "static_routes", "external_ids"}),
@@ -178,7 +181,9 @@ class GatewayService(Resource, Listener):
             if entry.doc is not None and ip in entry.doc["ips"]:
                 raise Conflict.field(where, "in use by a port of the network")
         mine = t.get(LR, KIND, gateway_id)
-        held_by_me = {str(a.get("ip")) for a in (stored_doc(mine)["networks"] if mine else [])
+        # committed: this transaction may already have stamped the requested document
+        held_by_me = {str(a.get("ip")) for a in
+                      (stored_doc(mine, committed=True)["networks"] if mine else [])
                       if str(a["network_id"]) == network["id"]}
         if ip in self.hooks.reserved_addresses(t, network) - held_by_me:
             raise Conflict.field(where, "reserved in the network (a load balancer VIP or "
@@ -233,7 +238,9 @@ class GatewayService(Resource, Listener):
     def _held_external_ip(t: Txn, doc: Doc) -> str | None:
         """The address the gateway holds now on the same external network, if any."""
         row = t.get(LR, KIND, doc["id"])
-        external = (stored_doc(row).get("external") or {}) if row is not None else {}
+        # committed: this transaction may already have stamped the requested document
+        external = (stored_doc(row, committed=True).get("external") or {}) \
+            if row is not None else {}
         if external and str(external["network_id"]) == str(doc["external"]["network_id"]):
             return str(external["ip"])
         return None
@@ -256,14 +263,23 @@ class GatewayService(Resource, Listener):
             nexthop = ipaddress.ip_address(route["nexthop"])
             if nexthop.version != prefix.version:
                 raise BadRequest.field(f"routes.{i}.nexthop", "not of the prefix's family")
-            if not any(nexthop.version == n.version and nexthop in n for n in nexthop_nets):
+            home = next((n for n in nexthop_nets
+                         if nexthop.version == n.version and nexthop in n), None)
+            if home is None:
                 raise BadRequest.field(f"routes.{i}.nexthop",
                                        "not inside an attached or the external network")
+            own = {a.split("/")[0] for p in want.ports.values() for a in p["networks"]}
+            if nexthop == home.network_address or str(nexthop) in own or (
+                    home.version == 4 and nexthop == home.broadcast_address):
+                raise BadRequest.field(f"routes.{i}.nexthop", "not a host other than the "
+                                       "gateway itself")
             route["prefix"] = str(prefix)
             key = f"{doc['id']}/route/{prefix}/{nexthop}"
-            if key in want.routes:
-                raise BadRequest.field(f"routes.{i}", "the same route twice")
-            want.routes[key] = {"ip_prefix": str(prefix), "nexthop": str(nexthop)}
+            columns = {"ip_prefix": str(prefix), "nexthop": str(nexthop)}
+            if key in want.routes or columns in want.routes.values():
+                raise BadRequest.field(f"routes.{i}", "the same route twice (or the "
+                                       "external network's default route)")
+            want.routes[key] = columns
 
     def materialize(self, t: Txn, lr: Any, doc: Doc) -> None:
         want = self.wanted(t, doc)
@@ -308,8 +324,9 @@ class GatewayService(Resource, Listener):
         keys = {"net." + str(a["network_id"]): "1" for a in doc["networks"]}
         if doc.get("external"):
             keys["ext"] = str(doc["external"]["network_id"])
-            keys["held"] = ext.held_key(str(doc["external"]["network_id"]),
-                                        str(doc["external"]["ip"]))
+            if doc["external"].get("ip"):  # absent until allocated in this write
+                keys["held"] = ext.held_key(str(doc["external"]["network_id"]),
+                                            str(doc["external"]["ip"]))
         return keys
 
     def complete(self, doc: Doc) -> None:

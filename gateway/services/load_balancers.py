@@ -126,6 +126,8 @@ class LoadBalancerService(Resource, Listener):
     # -- the resource ----------------------------------------------------------------------
     def write_new(self, t: Txn, doc: Doc, parent: Any, tenant_row: Any) -> Any:
         if doc.get("external_network_id"):
+            if doc.get("vip") and ":" in doc["vip"]:
+                raise BadRequest.field("vip", "external networks are IPv4")
             ls, network = ext.locate(t, str(doc["external_network_id"]),
                                      "external_network_id")
             doc["vip"] = ext.allocate(t, self.hooks, ls, network, doc.get("vip"), "vip")
@@ -181,6 +183,7 @@ class LoadBalancerService(Resource, Listener):
 
     # -- document -> rows --------------------------------------------------------------------
     def materialize(self, t: Txn, lb: Any, old: Doc | None, doc: Doc) -> None:
+        self._check_refs(t, doc)
         networks = self._tenant_networks(t, doc)
         # Backends already there were checked when they came (cidrs cannot change).
         known = {(b["ip"], b.get("port")) for b in (old or {}).get("backends") or []}
@@ -209,6 +212,22 @@ class LoadBalancerService(Resource, Listener):
             self._sync_router(t, old_net, doc["id"], None)
         if vip_net:
             self._sync_router(t, vip_net, doc["id"], doc["vip"])
+
+    @staticmethod
+    def _check_refs(t: Txn, doc: Doc) -> None:
+        for field in ("networks", "gateways"):
+            seen: set[str] = set()
+            for i, ref in enumerate(str(r) for r in doc[field]):
+                if ref in seen:
+                    raise BadRequest.field(f"{field}.{i}", "the same id twice")
+                seen.add(ref)
+        if not doc.get("external_network_id"):
+            vip = ipaddress.ip_address(doc["vip"])
+            for row in t.rows(LS, ext.KIND):
+                net = ipaddress.ip_network(stored_doc(row)["cidr"])
+                if vip.version == net.version and vip in net:
+                    raise BadRequest.field("vip", "an address of an external network: give "
+                                           "external_network_id to have it allocated")
 
     def _tenant_networks(self, t: Txn, doc: Doc) -> dict[str, Doc]:
         """Every network of the tenant, by id (backends may be in any of them)."""
@@ -253,10 +272,13 @@ class LoadBalancerService(Resource, Listener):
                 continue
             if doc["vip"] == network["gateway_ip"]:
                 raise Conflict.field("vip", "the network's gateway address")
+            if doc["vip"] == str(_net_of(doc["vip"], network).network_address):  # type: ignore[union-attr]
+                raise Conflict.field("vip", "the network's own address")
             taken, _ = in_use(t, self.hooks, network)
             mine = t.get(LB, KIND, doc["id"])
-            if doc["vip"] in taken and not (mine is not None
-                                            and stored_doc(mine)["vip"] == doc["vip"]):
+            held = stored_doc(mine, committed=True) if mine is not None else {}
+            placed = held.get("vip") == doc["vip"] and held.get("_vip_network") == network_id
+            if doc["vip"] in taken and not placed:
                 raise Conflict.field("vip", "in use in the network")
             bump_allocation(t.get(LS, "network", network_id))
             doc["_vip_network"] = network_id
@@ -488,6 +510,15 @@ class LoadBalancerService(Resource, Listener):
                                f"balancer {doc['name']!r}; remove it there first")
 
     def resource_changing(self, t: Txn, event: ResourceEvent) -> None:
+        if event.kind == GATEWAY and event.old is not None and event.new is not None:
+            external = str((event.new.get("external") or {}).get("network_id"))
+            for row in t.rows_by_key(LB, KIND, "gw." + event.old["id"], "1"):
+                doc = stored_doc(row)
+                if doc.get("external_network_id") and \
+                        str(doc["external_network_id"]) != external:
+                    raise Conflict(f"load balancer {doc['name']!r} serves its VIP through "
+                                   "this gateway's external port; detach it there first")
+            return
         if event.old is None or event.new is not None:
             return
         if event.kind == ext.KIND:

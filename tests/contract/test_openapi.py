@@ -212,7 +212,7 @@ class Owned:
     def _load_balancer(self) -> str:
         self._network()  # the backend's network (10.250.0.0/24)
         return self._made("load_balancer_id", "/v1/load-balancers/{}", lambda: self._post(
-            "/v1/load-balancers", {"name": unique("st"), "vip": "172.30.9.9",
+            "/v1/load-balancers", {"name": unique("st"), "vip": "192.0.2.9",
                                    "listeners": [{"port": 80}],
                                    "backends": [{"ip": "10.250.0.9"}]}))
 
