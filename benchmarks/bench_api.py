@@ -543,6 +543,8 @@ class Phase:
 
 
 class Bench:
+    tenant = TENANT  # whose requests are measured
+
     def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
         self.args = args
         self.workdir = workdir
@@ -557,6 +559,11 @@ class Bench:
 
     # -- setup / teardown --
     def start(self) -> None:
+        self.start_gateway()
+        self.direct = Direct(self.box.nb_unix)
+
+    def start_gateway(self) -> None:
+        """The sandbox, `serve` on it, and a tenant and an admin client."""
         t0 = time.perf_counter()
         self.box = sandbox.start(self.workdir / "nb")
         log(f"sandbox: ovsdb-server pid {self.box.pid} on {self.box.nb_unix}")
@@ -566,11 +573,10 @@ class Bench:
         log(f"gateway ready (worker pid {self.gateway.worker_pid()}) "
             f"in {time.perf_counter() - t0:.1f} s")
         secret = self.gateway.secret
-        self.client = Client(self.gateway.port, mint(secret, TENANT, "read write", "bench",
+        self.client = Client(self.gateway.port, mint(secret, self.tenant, "read write", "bench",
                                                      7200))
         self.admin = Client(self.gateway.port, mint(secret, ADMIN_TENANT, "admin",
                                                     "bench-admin", 7200))
-        self.direct = Direct(self.box.nb_unix)
 
     def stop(self) -> None:
         """Stop everything this run started, each by its own pid; one failure skips none."""

@@ -31,10 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench_api import Bench, Client, Gateway, environment, log, run_bench, summary
-
-from gateway import sandbox
-from gateway.auth import mint
+from bench_api import Bench, Client, environment, log, run_bench, summary
 
 TENANT = "bench-gw"
 ADMIN_TENANT = "bench-admin"
@@ -75,6 +72,8 @@ class GatewayBench(Bench):
     """bench_api.Bench without the direct baseline and the fill: its stop(), scrape() and
     CPU accounting are used as they are."""
 
+    tenant = TENANT
+
     def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
         super().__init__(args, workdir)
         self.ext_id = ""
@@ -86,19 +85,7 @@ class GatewayBench(Bench):
 
     # -- setup --
     def start(self) -> None:
-        t0 = time.perf_counter()
-        self.box = sandbox.start(self.workdir / "nb")
-        log(f"sandbox: ovsdb-server pid {self.box.pid} on {self.box.nb_unix}")
-        self.gateway = Gateway(self.workdir, self.box.nb_unix, self.args.threads)
-        log(f"gateway: pid {self.gateway.pid} on 127.0.0.1:{self.gateway.port}")
-        self.gateway.wait_ready(60)
-        log(f"gateway ready (worker pid {self.gateway.worker_pid()}) "
-            f"in {time.perf_counter() - t0:.1f} s")
-        secret = self.gateway.secret
-        self.client = Client(self.gateway.port, mint(secret, TENANT, "read write", "bench",
-                                                     7200))
-        self.admin = Client(self.gateway.port, mint(secret, ADMIN_TENANT, "admin",
-                                                    "bench-admin", 7200))
+        self.start_gateway()  # no direct-ovsdbapp baseline here
 
     def post(self, path: str, body: dict[str, Any], client: Client | None = None) -> str:
         doc, _ = (client or self.client).call("POST", path, body, expect=201)  # type: ignore[union-attr]

@@ -37,7 +37,7 @@ def backends(n: int, offset: int = 0) -> list[dict[str, Any]]:
 class LoadBalancerBench(GatewayBench):
     def prepare(self) -> None:  # type: ignore[override]
         assert self.admin is not None
-        self.admin.call("PATCH", "/v1/tenants/bench-gw/quotas", QUOTAS, headers=MERGE)
+        self.admin.call("PATCH", f"/v1/tenants/{self.tenant}/quotas", QUOTAS, headers=MERGE)
         self.network = self.post("/v1/networks", {"name": "lb-net", "cidr": "10.0.0.0/16"})
         self.small = self.post("/v1/load-balancers", {
             "name": "small", "vip": "10.0.0.200", "networks": [self.network],

@@ -31,7 +31,7 @@ from gateway import sandbox
 from gateway.sandbox import hosts as sandbox_hosts
 from gateway.services.load_balancers import HealthWatch
 
-from helpers.api import ApiClient, unique
+from helpers.api import ApiClient, patch_ok, post_created, unique
 from helpers.dataplane import Hosts, host_addr, ip4, tcp_reply
 from helpers.nb import rows
 from helpers.waiting import wait_until
@@ -141,24 +141,12 @@ def _site(api: Any, hosts: Hosts, backends: int = 2, udp: bool = False,
     return site
 
 
-def _created(api: Any, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    resp = api.post(path, body)
-    assert resp.status_code == 201, resp.get_json()
-    return dict(resp.get_json())
-
-
-def _patched(api: Any, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    resp = api.patch(path, body)
-    assert resp.status_code == 200, resp.get_json()
-    return dict(resp.get_json())
-
-
 def _lb(site: Site, **fields: Any) -> dict[str, Any]:
     """A load balancer on VIP in the site's network, over all its backends."""
     backends = [{"ip": site.ip(n)} for n in site.backends]
     body = {"name": unique("lb"), "vip": VIP, "networks": [site.net["id"]],
             "listeners": LISTENERS, "backends": backends, **fields}
-    lb = _created(site.api, "/v1/load-balancers", body)
+    lb = post_created(site.api, "/v1/load-balancers", body)
     assert lb["vip"] == VIP
     return lb
 
@@ -210,7 +198,7 @@ def test_vip_spreads_connections_over_backends(dp_api: Any, hosts: Hosts) -> Non
 
     # 2. A backend taken out through the API gets no new connections.
     kept, gone = sorted(names)
-    patched = _patched(dp_api, f"/v1/load-balancers/{lb['id']}",
+    patched = patch_ok(dp_api, f"/v1/load-balancers/{lb['id']}",
                        {"backends": [{"ip": site.ip(kept)}]})
     assert [b["ip"] for b in patched["backends"]] == [site.ip(kept)]
     wait_until(_settled(site, {kept}), timeout=WAIT, what=f"{gone} no longer chosen")
@@ -354,7 +342,7 @@ def test_udp_vip(dp_api: Any, hosts: Hosts) -> None:
 @pytest.fixture(scope="module")
 def external_net(dp_app: Any) -> Iterator[dict[str, Any]]:
     admin = ApiClient(dp_app.test_client(), unique("admin"), scope="admin")
-    net = _created(admin, "/v1/external-networks", {"name": unique("ext"), **EXTERNAL})
+    net = post_created(admin, "/v1/external-networks", {"name": unique("ext"), **EXTERNAL})
     try:
         yield net
     finally:
@@ -366,10 +354,10 @@ def test_outside_host_reaches_an_external_vip(dp_api: Any, hosts: Hosts,
                                               dataplane: sandbox.Sandbox,
                                               external_net: dict[str, Any]) -> None:
     site = _site(dp_api, hosts, gateway_route=True)
-    gw = _created(dp_api, "/v1/gateways", {
+    gw = post_created(dp_api, "/v1/gateways", {
         "name": unique("gw"), "networks": [{"network_id": site.net["id"]}],
         "external": {"network_id": external_net["id"]}})
-    lb = _created(dp_api, "/v1/load-balancers", {
+    lb = post_created(dp_api, "/v1/load-balancers", {
         "name": unique("lb"), "external_network_id": external_net["id"],
         "gateways": [gw["id"]], "listeners": LISTENERS,
         "backends": [{"ip": site.ip(n)} for n in site.backends]})

@@ -22,7 +22,7 @@ import pytest
 
 from gateway import sandbox
 
-from helpers.api import ApiClient, unique
+from helpers.api import ApiClient, patch_ok, post_created, unique
 from helpers.dataplane import Hosts, host_addr, ip4, ping, tcp_reply
 from helpers.waiting import wait_until
 
@@ -117,18 +117,6 @@ def _wire(hosts: Hosts, name: str, port: dict[str, Any], network: dict[str, Any]
         hosts.start(name, "socat", f"TCP-LISTEN:{HOST_PORT},reuseaddr,fork", f"SYSTEM:echo {name}")
 
 
-def _created(api: Any, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    resp = api.post(path, body)
-    assert resp.status_code == 201, resp.get_json()
-    return dict(resp.get_json())
-
-
-def _patched(api: Any, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    resp = api.patch(path, body)
-    assert resp.status_code == 200, resp.get_json()
-    return dict(resp.get_json())
-
-
 def _gateway(api: Any, networks: list[dict[str, Any]], external: dict[str, Any] | None = None,
              routes: list[dict[str, str]] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"name": unique("gw"),
@@ -137,7 +125,7 @@ def _gateway(api: Any, networks: list[dict[str, Any]], external: dict[str, Any] 
         body["external"] = {"network_id": external["id"], "snat": True}
     if routes is not None:
         body["routes"] = routes
-    gw = _created(api, "/v1/gateways", body)
+    gw = post_created(api, "/v1/gateways", body)
     # Each network is attached with its gateway_ip unless told otherwise.
     assert {a["network_id"]: a["ip"] for a in gw["networks"]} == {
         n["id"]: n["gateway_ip"] for n in networks}
@@ -161,7 +149,7 @@ def test_gateway_routes_between_attached_networks(dp_api: Any, hosts: Hosts) -> 
 
     # Detaching N2 (a merge patch replaces the list) takes the route away; deleting the
     # gateway answers 204 and the gateway is gone.
-    patched = _patched(dp_api, f"/v1/gateways/{gw['id']}", {"networks": [{"network_id": n1["id"]}]})
+    patched = patch_ok(dp_api, f"/v1/gateways/{gw['id']}", {"networks": [{"network_id": n1["id"]}]})
     assert [a["network_id"] for a in patched["networks"]] == [n1["id"]]
     wait_until(lambda: not ping(hosts, f"ra{tag}", ip4(p2)), timeout=WAIT, what="N2 detached")
     assert dp_api.delete(f"/v1/gateways/{gw['id']}").status_code == 204
@@ -183,7 +171,7 @@ def test_snat_to_the_gateway_external_ip(dp_api: Any, hosts: Hosts, outside: Out
 
     # Without SNAT the tenant's own address arrives (the outside host routes it back through
     # the gateway). The merge patch keeps the rest of `external`, its ip included.
-    patched = _patched(dp_api, f"/v1/gateways/{gw['id']}", {"external": {"snat": False}})
+    patched = patch_ok(dp_api, f"/v1/gateways/{gw['id']}", {"external": {"snat": False}})
     assert patched["external"] == {**gw["external"], "snat": False}
     route = ["ip", "route", "replace", net["cidr"], "via", ext_ip]
     assert outside.hosts.run(outside.name, *route).returncode == 0
@@ -205,7 +193,7 @@ def test_floating_ip_both_ways_moves_and_goes(dp_api: Any, hosts: Hosts, outside
     _wire(hosts, h1, p1, net, serve=True)
     _wire(hosts, h2, p2, net, serve=True)
 
-    fip = _created(dp_api, "/v1/floating-ips", {"name": unique("fip"),
+    fip = post_created(dp_api, "/v1/floating-ips", {"name": unique("fip"),
                                                 "external_network_id": external_net["id"],
                                                 "port_id": p1["id"]})
     ip, path = fip["ip"], f"/v1/floating-ips/{fip['id']}"
@@ -220,20 +208,20 @@ def test_floating_ip_both_ways_moves_and_goes(dp_api: Any, hosts: Hosts, outside
     assert outside.ping(ip)
 
     # Re-associated: the address follows the port.
-    assert _patched(dp_api, path, {"port_id": p2["id"]})["port_id"] == p2["id"]
+    assert patch_ok(dp_api, path, {"port_id": p2["id"]})["port_id"] == p2["id"]
     wait_until(lambda: outside.reply(ip) == h2, timeout=WAIT, what="outside -> fip -> h2")
     wait_until(lambda: _seen_from(hosts, h2) == ip, timeout=WAIT, what="h2 leaves from the fip")
     wait_until(lambda: _seen_from(hosts, h1) == ext_ip, timeout=WAIT, what="h1 back to SNAT")
 
     # Disassociated: held, but nothing answers on it.
-    assert _patched(dp_api, path, {"port_id": None})["port_id"] is None
+    assert patch_ok(dp_api, path, {"port_id": None})["port_id"] is None
     wait_until(lambda: not outside.ping(ip), timeout=WAIT, what="fip silent once disassociated")
     assert outside.reply(ip) == ""
     assert dp_api.get(path).get_json()["ip"] == ip
     wait_until(lambda: _seen_from(hosts, h2) == ext_ip, timeout=WAIT, what="h2 back to SNAT")
 
     # Associated again, then deleted: released, nothing answers.
-    _patched(dp_api, path, {"port_id": p1["id"]})
+    patch_ok(dp_api, path, {"port_id": p1["id"]})
     wait_until(lambda: outside.reply(ip) == h1, timeout=WAIT, what="fip back on h1")
     assert dp_api.delete(path).status_code == 204
     assert dp_api.get(path).status_code == 404
@@ -263,7 +251,7 @@ def test_static_route_via_a_host(dp_api: Any, hosts: Hosts) -> None:
     wait_until(lambda: ping(hosts, peer, "10.50.0.1"), timeout=WAIT, what="10.50.0.1 via route")
     assert tcp_reply(hosts, peer, "10.50.0.1", HOST_PORT) == "inner"
 
-    assert _patched(dp_api, f"/v1/gateways/{gw['id']}", {"routes": []})["routes"] == []
+    assert patch_ok(dp_api, f"/v1/gateways/{gw['id']}", {"routes": []})["routes"] == []
     wait_until(lambda: not ping(hosts, peer, "10.50.0.1"), timeout=WAIT, what="route removed")
     assert ping(hosts, peer, ip4(via))  # the router host itself is still reachable
 

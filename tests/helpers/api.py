@@ -57,5 +57,19 @@ class ApiClient:
         return resp.get_json()
 
 
+def post_created(api: Any, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST that must answer 201: the created resource."""
+    resp = api.post(path, body)
+    assert resp.status_code == 201, resp.get_json()
+    return dict(resp.get_json())
+
+
+def patch_ok(api: Any, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Merge-patch that must answer 200: the changed resource."""
+    resp = api.patch(path, body)
+    assert resp.status_code == 200, resp.get_json()
+    return dict(resp.get_json())
+
+
 def unique(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
