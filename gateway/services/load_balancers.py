@@ -145,7 +145,7 @@ class LoadBalancerService(Resource, Listener):
             ls.delvalue("load_balancer", row)  # explicit: see ports.PortService.remove
         for lr in self._routers(t, doc):
             lr.delvalue("load_balancer", row)
-        vip_net = self._vip_network(t, doc)
+        vip_net = doc.get("_vip_network")
         if vip_net is not None:
             self._sync_router(t, vip_net, doc["id"], None)
         probe = t.get(LB, PROBE, doc["id"])
@@ -394,10 +394,6 @@ class LoadBalancerService(Resource, Listener):
                                      "network, so it cannot serve the VIP")
             found.append(lr)
         return found
-
-    @staticmethod
-    def _vip_network(t: Txn, doc: Doc) -> str | None:
-        return doc.get("_vip_network")
 
     # -- the per-network router that answers for VIPs ----------------------------------------
     def _sync_router(self, t: Txn, network_id: str, lb_id: str, vip: str | None) -> None:

@@ -235,21 +235,28 @@ def test_session_affinity_keeps_a_client_on_one_backend(dp_api: Any, hosts: Host
     assert len(seen) == 1 and set(seen) <= names, seen
 
 
-def test_affinity_never_pins_a_client_to_a_dead_backend(
-        dp_api: Any, hosts: Hosts, nbctl: Callable[..., str],
-        sbctl: Callable[..., str]) -> None:
+def _pinned_client(dp_api: Any, hosts: Hosts, samples: int) -> tuple[Any, Any, str, str]:
+    """A load balancer with affinity and a fast health check, both backends online, and
+    the client's backend: (site, load balancer, pinned backend, the other one)."""
     site = _site(dp_api, hosts)
     lb = _lb(site, session_affinity_timeout=60, health_check=FAST_CHECK)
     names = set(site.backends)
     wait_until(lambda: set(_health(site, lb).values()) == {"online"}, timeout=WAIT,
                what="both backends online")
     wait_until(lambda: site.reply() in names, timeout=WAIT, what="client -> VIP")
-    seen = site.sample()
+    seen = site.sample(samples)
     assert len(seen) == 1 and set(seen) <= names, seen
     (pinned,) = seen
     (other,) = names - {pinned}
+    return site, lb, pinned, other
+
+
+def test_affinity_never_pins_a_client_to_a_dead_backend(
+        dp_api: Any, hosts: Hosts, nbctl: Callable[..., str],
+        sbctl: Callable[..., str]) -> None:
+    site, lb, pinned, other = _pinned_client(dp_api, hosts, samples=ROUNDS)
     key = f"{VIP}:{VIP_PORT}"
-    both = {f"{site.ip(n)}:{BACKEND_PORT}" for n in names}
+    both = {f"{site.ip(n)}:{BACKEND_PORT}" for n in site.backends}
     assert set(_ovn_lb(nbctl, lb)["vips"][key].split(",")) == both
 
     site.stop(pinned)
@@ -276,16 +283,7 @@ def test_control_without_the_health_watch_affinity_pins_to_the_dead_backend(
     """What OVN 23.03 does alone, the gateway's health watch paused: the service monitor
     marks the client's backend offline, yet affinity keeps sending every new connection of
     the client there. The watch resumed, the client moves."""
-    site = _site(dp_api, hosts)
-    lb = _lb(site, session_affinity_timeout=60, health_check=FAST_CHECK)
-    names = set(site.backends)
-    wait_until(lambda: set(_health(site, lb).values()) == {"online"}, timeout=WAIT,
-               what="both backends online")
-    wait_until(lambda: site.reply() in names, timeout=WAIT, what="client -> VIP")
-    seen = site.sample(10)
-    assert len(seen) == 1 and set(seen) <= names, seen
-    (pinned,) = seen
-    (other,) = names - {pinned}
+    site, lb, pinned, other = _pinned_client(dp_api, hosts, samples=10)
 
     monkeypatch.setattr(_health_watch(dp_app), "sweep", lambda: 0)
     site.stop(pinned)
