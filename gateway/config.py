@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 DEFAULT_QUOTAS = {
     "networks": 100,
@@ -34,9 +35,19 @@ class Settings:
     jwt_jwks: str | None = None
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
+    # GATEWAY_JWT_JWKS may be an http(s) URL; the OIDC issuer's discovery document names one.
+    jwt_oidc_issuer: str | None = None
+    jwt_ca: str | None = None  # CA file for TLS to the key server (default: system CAs)
+    jwt_jwks_min_refetch: int = 10  # seconds between fetches of a JWKS URL, per process
+    jwt_jwks_max_age: int = 300  # seconds a fetched JWKS is used before it is refreshed
     bind: str = "127.0.0.1:8080"
     workers: int = 2
     threads: int = 8
+    # Group commit (gateway.ovn.batch): at most this many write requests per transaction,
+    # and how long the committer waits for more before it starts one (0: it never waits;
+    # batches form while the previous transaction is on its way).
+    batch_max: int = 64
+    batch_wait_ms: int = 0
     log_level: str = "INFO"
     cors_origins: tuple[str, ...] = ()
     ovn_timeout: float = 10.0
@@ -49,14 +60,18 @@ class Settings:
     gateway_chassis: tuple[str, ...] = ()
 
     def validate(self) -> None:
-        if not (self.jwt_secret or self.jwt_public_key or self.jwt_jwks):
+        if not (self.jwt_secret or self.jwt_public_key or self.jwt_jwks
+                or self.jwt_oidc_issuer):
             raise ConfigError(
                 "no token verification configured: set GATEWAY_JWT_SECRET (HS256), "
-                "GATEWAY_JWT_PUBLIC_KEY (PEM file) or GATEWAY_JWT_JWKS (JWKS file)"
+                "GATEWAY_JWT_PUBLIC_KEY (PEM file), GATEWAY_JWT_JWKS (JWKS file or URL) "
+                "or GATEWAY_JWT_OIDC_ISSUER"
             )
+        self._validate_jwt_urls()
         if self.jwt_secret is not None and len(self.jwt_secret) < 32:
             raise ConfigError("GATEWAY_JWT_SECRET must be at least 32 characters")
-        for path in (self.jwt_public_key, self.jwt_jwks):
+        for path in (self.jwt_public_key, self.jwt_ca,
+                     None if is_url(self.jwt_jwks) else self.jwt_jwks):
             if path and not Path(path).is_file():
                 raise ConfigError(f"token key file not found: {path}")
         if self.nb_db.startswith("ssl:") or ",ssl:" in self.nb_db:
@@ -66,6 +81,27 @@ class Settings:
                 )
         if ":" not in self.bind:
             raise ConfigError("GATEWAY_BIND must be HOST:PORT")
+
+    def _validate_jwt_urls(self) -> None:
+        if self.jwt_jwks and "://" in self.jwt_jwks and not is_url(self.jwt_jwks):
+            raise ConfigError("GATEWAY_JWT_JWKS must be a file or an http(s)://HOST/... URL")
+        issuer = self.jwt_oidc_issuer
+        if issuer and (not is_url(issuer) or "?" in issuer or "#" in issuer):
+            raise ConfigError("GATEWAY_JWT_OIDC_ISSUER must be an http(s)://HOST/... URL "
+                              "without query or fragment")
+        if issuer and self.jwt_jwks:
+            raise ConfigError("set GATEWAY_JWT_JWKS or GATEWAY_JWT_OIDC_ISSUER, not both")
+        if not 1 <= self.jwt_jwks_min_refetch <= self.jwt_jwks_max_age:
+            raise ConfigError("need 1 <= GATEWAY_JWT_JWKS_MIN_REFETCH <= "
+                              "GATEWAY_JWT_JWKS_MAX_AGE (seconds)")
+
+
+def is_url(value: str | None) -> bool:
+    """An http(s) URL with a host: where GATEWAY_JWT_JWKS is fetched rather than read."""
+    if not value:
+        return False
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -97,9 +133,16 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         jwt_jwks=env.get("GATEWAY_JWT_JWKS") or None,
         jwt_issuer=env.get("GATEWAY_JWT_ISSUER") or None,
         jwt_audience=env.get("GATEWAY_JWT_AUDIENCE") or None,
+        jwt_oidc_issuer=env.get("GATEWAY_JWT_OIDC_ISSUER") or None,
+        jwt_ca=env.get("GATEWAY_JWT_CA") or None,
+        jwt_jwks_min_refetch=_int(env, "GATEWAY_JWT_JWKS_MIN_REFETCH",
+                                  Settings.jwt_jwks_min_refetch),
+        jwt_jwks_max_age=_int(env, "GATEWAY_JWT_JWKS_MAX_AGE", Settings.jwt_jwks_max_age),
         bind=env.get("GATEWAY_BIND", Settings.bind),
         workers=_int(env, "GATEWAY_WORKERS", Settings.workers),
         threads=_int(env, "GATEWAY_THREADS", Settings.threads),
+        batch_max=_int(env, "GATEWAY_BATCH_MAX", Settings.batch_max),
+        batch_wait_ms=_int(env, "GATEWAY_BATCH_WAIT_MS", Settings.batch_wait_ms),
         log_level=env.get("GATEWAY_LOG_LEVEL", Settings.log_level).upper(),
         cors_origins=origins,
         ovn_timeout=float(_int(env, "GATEWAY_OVN_TIMEOUT", int(Settings.ovn_timeout))),

@@ -9,6 +9,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -25,6 +26,19 @@ OVN_TXNS = Counter("gateway_ovn_transactions_total", "OVN northbound transaction
 OVN_TXN_SECONDS = Histogram("gateway_ovn_transaction_duration_seconds",
                             "OVN northbound transaction latency", ["operation"],
                             buckets=_BUCKETS)
+
+JSON_PARSER = Gauge("gateway_ovsdb_json_parser", "1 for the JSON parser python-ovs uses "
+                    "for OVSDB messages: C or PYTHON", ["parser"], multiprocess_mode="max")
+# Write requests committed together in one transaction (gateway.ovn.batch).
+OVN_BATCH_SIZE = Histogram("gateway_ovn_batch_size",
+                           "Write requests committed in one northbound transaction",
+                           buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+OVN_BATCH_DEFERRED = Counter("gateway_ovn_batch_deferred_total",
+                             "Write requests moved to the next transaction because they "
+                             "verify what an earlier request of theirs changed")
+OVN_BATCH_SPLITS = Counter("gateway_ovn_batch_splits_total",
+                           "Transactions refused as a whole and committed again one "
+                           "request at a time")
 
 
 def render() -> tuple[bytes, str]:

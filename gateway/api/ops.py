@@ -35,7 +35,7 @@ def readyz() -> Any:
     settings = current_app.extensions["gateway"].settings
     ready = nb.ready
     body = {"northbound": "connected" if ready else "unreachable",
-            "schema_version": nb.schema_version}
+            "schema_version": nb.schema_version, "json_parser": nb.json_parser}
     if ready and not nb.answers(min(PROBE_SECONDS, settings.ovn_timeout)):
         ready, body["northbound"] = False, "unresponsive"  # connected, but it does not answer
     if nb.schema_error:

@@ -16,18 +16,20 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ovs import json as ovs_json
 from ovs import jsonrpc, poller, stream
 from ovs import reconnect as ovs_reconnect
 from ovs.db import idl as ovs_idl
 from ovsdbapp import exceptions as ovsdbapp_exc
 from ovsdbapp.backend.ovs_idl import connection as ovs_connection
 from ovsdbapp.backend.ovs_idl import idlutils
-from ovsdbapp.backend.ovs_idl import transaction as ovs_transaction
 
 from gateway import metrics
 from gateway.config import Settings
 from gateway.errors import GatewayError, OutcomeUnknown, RetryTransaction, Unavailable
-from gateway.ovn.index import OwnedIndex, Replica, attach
+from gateway.ovn import conditions
+from gateway.ovn.batch import GroupCommit, Member
+from gateway.ovn.index import TRIM_AFTER_ROWS, OwnedIndex, Replica, attach, prepare, trim_heap
 from gateway.ovn.transaction import Txn
 
 LOG = logging.getLogger(__name__)
@@ -100,13 +102,57 @@ def _fast_reconnect(idl: ovs_idl.Idl) -> None:
 class _GatewayIdl(ovs_connection.OvsdbIdl):  # type: ignore[misc]
     replica: Replica
 
+    def cooperative_yield(self) -> None:
+        """ovsdbapp sleeps here (for eventlet) once per row of every update: each sleep
+        hands the GIL to a request thread, so the one thread that applies updates and
+        commits for the whole process waited behind them. Plain threads need no yield."""
+
+    follow: conditions.FollowedRefs | None = None
+    FOLLOW_TIMEOUT = 5.0  # seconds run() waits for followed rows before it gives up
+
     def run(self) -> bool:
+        seqno = self.change_seqno
         changed = bool(super().run())
         if self.state == self.IDL_S_MONITORING:
             fsm = self._session.reconnect
             if isinstance(fsm, _RoundBackoff):
                 fsm.synced()
+            self._follow_refs()
+        if self.change_seqno - seqno >= TRIM_AFTER_ROWS:
+            trim_heap()  # a dump or a big update: its parsed JSON is garbage now
         return changed
+
+    def notify(self, event: str, row: Any, updates: Any = None) -> None:
+        if self.follow is not None:
+            self.follow.noticed(row._table.name, row, event == ovs_idl.ROW_DELETE)
+        super().notify(event, row, updates)
+
+    def _follow_refs(self) -> None:
+        """Bring the non-owned rows owned rows reference (conditions.FOLLOWED) before this
+        run() returns: transactions run only between runs, so none of them sees an owned
+        switch whose foreign port is not in the replica yet."""
+        follow = self.follow
+        if follow is None:
+            return
+        deadline = time.monotonic() + self.FOLLOW_TIMEOUT
+        while True:
+            changed = follow.update(self)
+            if not changed:
+                return
+            for table, cond in changed.items():
+                self.cond_change(table, cond)
+            while any(self.tables[t].condition_state.new is not None
+                      or self.tables[t].condition_state.requested is not None
+                      for t in changed):
+                if (not self._session.is_connected() or self.state != self.IDL_S_MONITORING
+                        or time.monotonic() > deadline):
+                    LOG.warning("rows referenced by owned rows did not arrive in time")
+                    return
+                waiter = poller.Poller()
+                self.wait(waiter)
+                waiter.timer_wait(50)
+                waiter.block()
+                super().run()
 
     def post_connect(self) -> None:
         attach(self, self.replica)
@@ -176,39 +222,6 @@ def tls_problem(remote: str, settings: Settings, timeout: float = 2.0) -> str | 
     return None
 
 
-class _Abandoned(Exception):
-    """The request stopped waiting before its transaction was run: it must never be sent."""
-
-
-class _ApplyCommand:
-    """ovsdbapp command running one request's change function inside the transaction.
-
-    `started` and `abandoned` tell a transaction that timed out before the connection
-    thread took it (never sent: it is dropped when its turn comes) from one that was
-    already on its way to the database (outcome unknown)."""
-
-    def __init__(self, nb: Northbound, fn: Callable[[Txn], Any]) -> None:
-        self.nb, self.fn, self.result = nb, fn, None
-        self.lock = threading.Lock()
-        self.started = self.abandoned = False
-
-    def run_idl(self, txn: ovs_idl.Transaction) -> None:
-        with self.lock:
-            if self.abandoned:
-                raise _Abandoned()
-            self.started = True
-        self.result = self.fn(Txn(txn, self.nb.idl, self.nb.indexes()))
-
-    def abandon(self) -> bool:
-        """Drop the transaction unless it was already run; True if it never will be."""
-        with self.lock:
-            self.abandoned = not self.started
-            return self.abandoned
-
-    def post_commit(self, txn: ovs_idl.Transaction) -> None:
-        pass
-
-
 class Northbound:
     def __init__(self, settings: Settings, replica: Replica) -> None:
         self.settings = settings
@@ -220,10 +233,24 @@ class Northbound:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._group: GroupCommit | None = None
+
+    @property
+    def json_parser(self) -> str:
+        """python-ovs's JSON parser for OVSDB messages: "C" (its C extension, built against
+        libopenvswitch) or "PYTHON" (pure Python, far slower on big dumps and updates)."""
+        return str(ovs_json.PARSER).upper()
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
         if self._thread is None:
+            metrics.JSON_PARSER.labels(self.json_parser).set(1)
+            if self.json_parser == "C":
+                LOG.info("OVSDB JSON parser: C")
+            else:
+                LOG.warning("OVSDB JSON parser: %s. The replica parses updates several times "
+                            "slower; install python-ovs with its C extension (see the "
+                            "operations guide)", self.json_parser)
             self._thread = threading.Thread(target=self._connect_loop, name="ovn-nb-connect",
                                             daemon=True)
             self._thread.start()
@@ -263,6 +290,12 @@ class Northbound:
                     helper.register_columns(table, sorted(columns))
                 idl = _GatewayIdl(remotes, helper, leader_only=self.settings.leader_only)
                 idl.replica = self.replica
+                # Before the first monitor request: the initial dump is already filtered.
+                for table, cond in conditions.initial(self.replica.tables,
+                                                      self.replica.owners).items():
+                    idl.cond_change(table, cond)
+                idl.follow = conditions.FollowedRefs(self.replica.owners)
+                prepare(idl, self.replica)
                 _fast_reconnect(idl)
                 connection = ovs_connection.Connection(idl, self.settings.ovn_timeout)
                 connection.start()
@@ -392,10 +425,10 @@ class Northbound:
             metrics.OVN_TXN_SECONDS.labels(operation).observe(time.perf_counter() - start)
             metrics.OVN_TXNS.labels(operation, outcome).inc()
 
-    def _timed_out(self, command: _ApplyCommand) -> Unavailable:
+    def _timed_out(self, member: Member) -> Unavailable:
         """A transaction that never ran is dropped (plain 503: nothing was written); one
         that ran may have reached the database, which did not confirm it in time."""
-        if command.abandon():
+        if member.abandon():
             return Unavailable("the OVN northbound database did not answer in time; "
                                "nothing was written", self.settings.retry_after)
         return OutcomeUnknown(
@@ -406,24 +439,31 @@ class Northbound:
             self.settings.retry_after)
 
     def _commit(self, fn: Callable[[Txn], T]) -> T:
-        command = _ApplyCommand(self, fn)
-        txn = ovs_transaction.Transaction(self, self.connection, self.settings.ovn_timeout,
-                                          check_error=True, log_errors=False)
-        txn.add(command)
+        group = self._group
+        if group is None:
+            with self._lock:
+                if self._group is None:
+                    self._group = GroupCommit(self, self.settings.batch_max,
+                                              self.settings.batch_wait_ms / 1000,
+                                              self.settings.ovn_timeout)
+                group = self._group
         try:
-            txn.commit()
-        except GatewayError:
-            raise
-        except ovsdbapp_exc.TimeoutException as exc:
-            raise self._timed_out(command) from exc
-        except RuntimeError as exc:
-            text = str(exc)
+            member = group.submit(fn)
+        except ovsdbapp_exc.TimeoutException:
+            raise Unavailable("the OVN northbound database did not answer in time; "
+                              "nothing was written", self.settings.retry_after) from None
+        if not member.done.wait(self.settings.ovn_timeout):
+            raise self._timed_out(member)
+        error = member.error
+        if error is None:
+            return member.result  # type: ignore[no-any-return]
+        if isinstance(error, RuntimeError):
+            text = str(error)
             # Two gateways created the same uniquely-named row at once: the loser retries
             # against a replica that now holds the winner's row.
             if "constraint violation" in text or "referential integrity" in text:
                 LOG.info("retrying a transaction: %s", text)
-                raise RetryTransaction() from exc
+                raise RetryTransaction() from error
             if "timed out" in text:
-                raise self._timed_out(command) from exc
-            raise
-        return command.result  # type: ignore[return-value]
+                raise self._timed_out(member) from error
+        raise error

@@ -9,12 +9,15 @@ built from committed row data only and removed by row uuid.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import itertools
 import json
+import sys
 import threading
 import uuid as uuidlib
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from sortedcontainers import SortedList
@@ -22,7 +25,7 @@ from sortedcontainers import SortedList
 from gateway.ovn import naming
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     row_uuid: uuidlib.UUID
     kind: str
@@ -44,10 +47,105 @@ class Replica:
 
     columns: Mapping[str, frozenset[str]]
     documents: Mapping[str, frozenset[str] | None]
+    # Per table, the kinds stamped on the gateway's rows there: the replica holds only
+    # those rows (gateway.ovn.conditions). A table not listed is replicated whole.
+    owners: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     @property
     def tables(self) -> tuple[str, ...]:
         return tuple(sorted(self.columns))
+
+
+# The initial dump arrives as one JSON message, parsed whole: once its rows are built the
+# parse tree is garbage, but glibc keeps the freed heap (the stored documents, just over
+# pymalloc's 512-byte limit, sit between its pieces). Handing it back to the system after a
+# dump (or any update of this many rows) took a third off a fresh process's resident size.
+TRIM_AFTER_ROWS = 2000
+
+
+def trim_heap() -> None:
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _libc() -> Any:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+_LIBC = _libc()
+
+
+# Repeated in every owned row: ownership key names and kinds, shared as one Atom each.
+_SHARED_ATOMS: dict[tuple[int, str], Any] = {}
+_SHARED_VALUES = frozenset({naming.KIND})
+_INTERNED_VALUES = frozenset({naming.TENANT, naming.PARENT, naming.REVISION})
+
+
+def _shared(atom: Any) -> Any:
+    key = (id(atom.type), atom.value)
+    found = _SHARED_ATOMS.get(key)
+    if found is None:
+        atom.value = sys.intern(atom.value)
+        found = _SHARED_ATOMS.setdefault(key, atom)
+    return found
+
+
+# Single-valued columns that repeat across rows (a port's `enabled`, its `type` "", the
+# network's DHCP row it references), one shared Datum per value. Safe: python-ovs changes a
+# datum in place only in Datum.diff(), and only a set, a map or an empty one.
+_SHARED_DATUMS: dict[tuple[int, Any], Any] = {}
+_MAX_SHARED_DATUMS = 100_000  # then start over: sharing is only an optimisation
+
+
+def _share_scalars(data: Any) -> None:
+    shared = []
+    for column, datum in data.items():
+        values = datum.values
+        if len(values) != 1 or datum.type.n_max != 1 or datum.type.is_map():
+            continue
+        value = next(iter(values)).value
+        if not (value == "" or isinstance(value, int | uuidlib.UUID)):
+            continue  # names and addresses: unique, nothing to share
+        key = (id(datum.type), value)
+        found = _SHARED_DATUMS.get(key)
+        if found is None:
+            if len(_SHARED_DATUMS) >= _MAX_SHARED_DATUMS:
+                _SHARED_DATUMS.clear()
+            _SHARED_DATUMS[key] = datum
+        elif found is not datum:
+            shared.append((column, found))
+    for column, datum in shared:
+        data[column] = datum
+
+
+def compact_row(row: Any) -> None:
+    """Share what rows repeat in their committed data: single repeated values, and in
+    external_ids the key atoms (and their strings) of our keys, the kind atoms, interned
+    tenants and parents. Equal atoms replace equal atoms: python-ovs never changes an atom,
+    only a datum's dict (a diff applied in place), and that dict is rebuilt, not shared."""
+    data = row.__dict__.get("_data")
+    if not data:
+        return
+    _share_scalars(data)
+    if "external_ids" not in data:
+        return
+    datum = data["external_ids"]
+    values = {}
+    for key, value in datum.values.items():
+        name = key.value
+        if not name.startswith(naming.PREFIX):
+            values[key] = value
+            continue
+        if name in _SHARED_VALUES:
+            value = _shared(value)
+        elif name in _INTERNED_VALUES or name.startswith(naming.KEY):
+            value.value = sys.intern(value.value)
+        values[_shared(key)] = value
+    datum.values = values
 
 
 def committed_external_ids(row: Any) -> dict[str, str] | None:
@@ -78,10 +176,19 @@ def _owned_doc(ids: dict[str, str], documents: Mapping[str, Any]) -> Any:
     return _NOT_OWNED
 
 
-def _cached(fields: frozenset[str] | None, doc: dict[str, Any]) -> dict[str, Any] | None:
+def _cached(fields: frozenset[str] | None, doc: dict[str, Any],
+            same: tuple[str | None, ...]) -> dict[str, Any] | None:
     if fields is None:
         return doc
-    return {k: doc.get(k) for k in fields} if fields else None
+    if not fields:
+        return None
+    cached = {}
+    for k in fields:
+        value = doc.get(k)
+        if isinstance(value, str):  # the entry's own strings (id, parent, tenant) once
+            value = next((s for s in same if s == value), value)
+        cached[k] = value
+    return cached
 
 
 class OwnedIndex:
@@ -112,30 +219,57 @@ class OwnedIndex:
             keys.append((e.kind, "key", name, value, e.tenant))
         return keys
 
-    def add(self, row: Any) -> None:
+    def entry(self, row: Any) -> Entry | None:
+        """The index entry of a committed row; None for a row that is not ours."""
+        compact_row(row)
         ids = committed_external_ids(row)
         if not ids:
-            return
+            return None
         doc = _owned_doc(ids, self.documents)
         if doc is _NOT_OWNED:
-            return
-        entry = Entry(row.uuid, ids[naming.KIND], ids[naming.ID], ids.get(naming.TENANT, ""),
-                      ids.get(naming.NAME), ids.get(naming.PARENT),
-                      ids.get(naming.IDEMPOTENCY, "").split("\n", 1)[0] or None,
-                      tuple((k[len(naming.KEY):], v) for k, v in sorted(ids.items())
-                            if k.startswith(naming.KEY)),
-                      _cached(self.documents[ids[naming.KIND]], doc)
-                      if ids[naming.KIND] in self.documents else None)
+            return None
+        kind, resource_id = ids[naming.KIND], ids[naming.ID]
+        tenant, parent = ids.get(naming.TENANT, ""), ids.get(naming.PARENT)
+        return Entry(row.uuid, kind, resource_id, tenant, ids.get(naming.NAME), parent,
+                     ids.get(naming.IDEMPOTENCY, "").split("\n", 1)[0] or None,
+                     tuple((sys.intern(k[len(naming.KEY):]), v) for k, v in sorted(ids.items())
+                           if k.startswith(naming.KEY)),
+                     _cached(self.documents[kind], doc, (resource_id, parent, tenant))
+                     if kind in self.documents else None)
+
+    def _insert(self, entry: Entry) -> None:
+        self._by_uuid[entry.row_uuid] = entry
+        self._by_id[(entry.kind, entry.id)] = entry.row_uuid
+        if entry.name:
+            self._by_name[(entry.kind, entry.tenant, entry.name)] = entry.row_uuid
+        if entry.idempotency:
+            self._by_idem[(entry.kind, entry.tenant, entry.idempotency)] = entry.row_uuid
+
+    def add(self, row: Any) -> None:
+        entry = self.entry(row)
         with self._lock:
             self._discard(row.uuid)
-            self._by_uuid[row.uuid] = entry
-            self._by_id[(entry.kind, entry.id)] = row.uuid
-            if entry.name:
-                self._by_name[(entry.kind, entry.tenant, entry.name)] = row.uuid
-            if entry.idempotency:
-                self._by_idem[(entry.kind, entry.tenant, entry.idempotency)] = row.uuid
+            if entry is None:
+                return
+            self._insert(entry)
             for key in self._lists(entry):
                 self._sorted.setdefault(key, SortedList()).add(entry.id)
+
+    def add_all(self, rows: Iterable[Any]) -> None:
+        """add() for many rows at once: each sorted list is built in one sort."""
+        entries = [e for e in map(self.entry, rows) if e is not None]
+        with self._lock:
+            lists: dict[tuple[str, ...], list[str]] = {}
+            for entry in entries:
+                self._discard(entry.row_uuid)
+                self._insert(entry)
+                for key in self._lists(entry):
+                    lists.setdefault(key, []).append(entry.id)
+            for key, ids in lists.items():
+                if key in self._sorted:
+                    self._sorted[key].update(ids)
+                else:
+                    self._sorted[key] = SortedList(ids)
 
     def remove(self, row: Any) -> None:
         with self._lock:
@@ -222,16 +356,39 @@ class OwnedIndex:
                 yield entry
 
 
+class _Compactor:
+    """Stands in for the index during the initial dump: compacts each row as it is parsed,
+    so the memory it frees is reused by the next rows (the index is then built in one go)."""
+
+    columns: tuple[str, ...] = ()
+    name = "ovn-nb-gateway-compact"
+
+    def add(self, row: Any) -> None:
+        compact_row(row)
+
+    def remove(self, row: Any) -> None:
+        pass
+
+    def clear(self) -> None:
+        pass
+
+
+def prepare(idl: Any, replica: Replica) -> None:
+    """Before the first monitor request: see _Compactor."""
+    for table in replica.tables:
+        idl.tables[table].rows.indexes[_Compactor.name] = _Compactor()
+
+
 def attach(idl: Any, replica: Replica) -> dict[str, OwnedIndex]:
     """Register an OwnedIndex on each table of the IDL (again after a schema change)."""
     indexes = {}
     for table in replica.tables:
         rows = idl.tables[table].rows
+        rows.indexes.pop(_Compactor.name, None)  # OwnedIndex.add compacts from now on
         index = rows.indexes.get(OwnedIndex.name)
         if not isinstance(index, OwnedIndex):
             index = OwnedIndex(replica.documents)
+            index.add_all(list(rows.values()))
             rows.indexes[OwnedIndex.name] = index
-            for row in list(rows.values()):
-                index.add(row)
         indexes[table] = index
     return indexes

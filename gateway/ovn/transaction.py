@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ovs.db import idl as ovs_idl
 
 from gateway.ovn.index import Entry, OwnedIndex
+
+
+class Deferred(Exception):
+    """The request read the committed document of a row that an earlier request of its
+    shared transaction changed (gateway.ovn.batch): it runs again, first, in the next one."""
+
+
+class Reads(threading.local):
+    """Set while a request's change function runs in a shared transaction: whether an
+    earlier request of it changed a row's external_ids."""
+
+    changed: Callable[[Any], bool] | None = None
+
+
+READS = Reads()
+
+
+def committed_read(row: Any) -> None:
+    """Call before reading a row's committed document inside a transaction. The rows show
+    what earlier requests of a shared transaction wrote, the committed document does not:
+    a request that reads it after another changed the row must wait for that commit."""
+    changed = READS.changed
+    if changed is not None and changed(row.uuid):
+        raise Deferred()
 
 
 def bump_counter(row: Any, key: str) -> None:
@@ -19,7 +44,7 @@ def bump_counter(row: Any, key: str) -> None:
 
 
 class Txn:
-    def __init__(self, txn: ovs_idl.Transaction, idl: Any, indexes: dict[str, OwnedIndex]):
+    def __init__(self, txn: ovs_idl.Transaction, idl: Any, indexes: Mapping[str, OwnedIndex]):
         self.txn = txn
         self.idl = idl
         self.indexes = indexes

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import TypeVar
 
 from gateway.config import Settings
+from gateway.ovn import conditions
 from gateway.ovn.connection import Northbound
 from gateway.ovn.index import Replica
 from gateway.services.lifecycle import Hooks, Listener
@@ -19,11 +20,15 @@ def replica(kinds: Iterable[type[Resource]]) -> Replica:
     """The union of what the kinds read and write."""
     columns: dict[str, frozenset[str]] = {}
     documents: dict[str, frozenset[str] | None] = {}
+    kinds = list(kinds)
     for cls in kinds:
         for table, wanted in cls.monitors.items():
             columns[table] = columns.get(table, frozenset()) | wanted
         documents[cls.kind] = cls.index_fields
-    return Replica(columns, documents)
+    owners = conditions.kinds_by_table(kinds)
+    return Replica(columns, documents,
+                   {t: k for t, k in owners.items()
+                    if t in columns and t not in conditions.UNSTAMPED})
 
 
 class Services:

@@ -18,7 +18,7 @@ from gateway.errors import BadRequest, Conflict, NotFound, PreconditionFailed, U
 from gateway.ovn import naming, tables
 from gateway.ovn.connection import Northbound
 from gateway.ovn.index import Entry, OwnedIndex, committed_external_ids
-from gateway.ovn.transaction import Txn
+from gateway.ovn.transaction import Txn, committed_read
 from gateway.schemas.common import label_key_errors, label_value_errors
 from gateway.services import tenants
 from gateway.services.lifecycle import Hooks
@@ -54,6 +54,9 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 def stored_doc(row: Any, committed: bool = False) -> Doc:
+    """The API document a row stores: as the transaction has it so far, or as committed."""
+    if committed:
+        committed_read(row)
     ids = committed_external_ids(row) if committed else row.external_ids
     return dict(json.loads((ids or {})[naming.DOC]))
 
