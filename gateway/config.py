@@ -41,8 +41,10 @@ class Settings:
     jwt_jwks_min_refetch: int = 10  # seconds between fetches of a JWKS URL, per process
     jwt_jwks_max_age: int = 300  # seconds a fetched JWKS is used before it is refreshed
     bind: str = "127.0.0.1:8080"
-    workers: int = 2
-    threads: int = 8
+    # One worker: its one connection commits every write in shared transactions and its
+    # one replica is the only one parsing each update (docs/operations.md, serving).
+    workers: int = 1
+    threads: int = 16
     # Group commit (gateway.ovn.batch): at most this many write requests per transaction,
     # and how long the committer waits for more before it starts one (0: it never waits;
     # batches form while the previous transaction is on its way).

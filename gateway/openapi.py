@@ -54,7 +54,8 @@ _REASONS = {
     "413": "Body larger than 1 MiB",
     "415": "Body not sent as application/json (PATCH: or application/merge-patch+json)",
     "422": "Idempotency-Key reused with a different body",
-    "503": "The OVN northbound database is unreachable; retry after Retry-After seconds",
+    "503": "The OVN northbound database is unreachable (or the identity provider's keys "
+           "cannot be fetched); retry after Retry-After seconds",
 }
 _BY_METHOD = {
     "get": ("400", "401", "403", "404", "503"),

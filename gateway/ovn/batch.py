@@ -53,7 +53,10 @@ class Member:
         self.fn = fn
         self.result: Any = None
         self.error: BaseException | None = None
-        self.done = threading.Event()
+        # Held until finish(): a bare lock is the cheapest thing a thread can wait on.
+        self._pending = threading.Lock()
+        self._pending.acquire()
+        self._finished = False
         self._lock = threading.Lock()
         self.started = self.abandoned = False
 
@@ -70,8 +73,17 @@ class Member:
             return self.abandoned
 
     def finish(self, result: Any = None, error: BaseException | None = None) -> None:
-        self.result, self.error = result, error
-        self.done.set()
+        if self._finished:
+            return
+        self.result, self.error, self._finished = result, error, True
+        self._pending.release()
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def wait(self, timeout: float) -> bool:
+        return self._pending.acquire(timeout=timeout) or self._finished
 
 
 # -- rolling back one request's writes ------------------------------------------------------
@@ -123,27 +135,43 @@ class Savepoint:
         txn._txn_rows = dict(self.rows)
 
     def touched(self) -> Iterator[Any]:
-        """Rows whose external_ids (the ownership stamps and document) the request changed,
-        inserted or deleted since the savepoint."""
+        """Rows whose index entry the request may have changed: inserted, deleted, or with
+        external_ids written since the savepoint (bare counter bumps do not count)."""
         for row_uuid, row in self.txn._txn_rows.items():
             before = self.state.get(row_uuid)
             if before is None:
-                yield row
+                if row._data is None or row._changes is None or \
+                        "external_ids" in row._changes or \
+                        _indexed_keys_changed({}, row._mutations):
+                    yield row
                 continue
             changes, mutations, _ = before
             if (changes is None) != (row._changes is None):
                 yield row
             elif row._changes is not None and changes is not None and (
                     changes.get("external_ids") != row._changes.get("external_ids")
-                    or any(mutations.get(kind, {}).get("external_ids")
-                           != row._mutations.get(kind, {}).get("external_ids")
-                           for kind in ("_inserts", "_removes"))):
+                    or _indexed_keys_changed(mutations, row._mutations)):
                 yield row
         # A row the request deleted that it had inserted is gone from _txn_rows: it was
         # never in an index, committed or overlaid, unless an earlier request inserted it.
         for row_uuid, row in self.rows.items():
             if row_uuid not in self.txn._txn_rows:
                 yield row
+
+
+# What the owned-row index reads of external_ids; counters and quotas are not among them.
+_INDEXED = frozenset({naming.KIND, naming.ID, naming.TENANT, naming.NAME, naming.PARENT,
+                      naming.IDEMPOTENCY, naming.DOC})
+
+
+def _indexed_keys_changed(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    inserted_before = before.get("_inserts", {}).get("external_ids") or {}
+    inserted = after.get("_inserts", {}).get("external_ids") or {}
+    removed = (after.get("_removes", {}).get("external_ids") or set()) ^ \
+        (before.get("_removes", {}).get("external_ids") or set())
+    keys = {k for k in inserted.keys() | inserted_before.keys()
+            if inserted.get(k) != inserted_before.get(k)} | removed
+    return any(k in _INDEXED or k.startswith(naming.KEY) for k in keys)
 
 
 # -- the indexes as the batch has written them so far -------------------------------------
@@ -195,13 +223,18 @@ class BatchIndex(OwnedIndex):
             return
         if row._data is not None and row.uuid not in self.hidden:
             self.hidden[row.uuid] = self._committed(row)
-        try:
-            ids = row.external_ids
-        except AttributeError:  # an inserted row without external_ids
-            return
-        column = self.table.columns["external_ids"]
-        stamped._data["external_ids"] = ovs_data.Datum.from_python(
-            column.type, dict(ids), lambda value: value)
+        written = row._changes.get("external_ids")
+        if written is not None and not any(
+                "external_ids" in row._mutations.get(k, ()) for k in ("_inserts", "_removes")):
+            datum = written.copy()  # the index compacts what it is given
+        else:
+            try:
+                ids = row.external_ids  # the committed map with the pending mutations
+            except AttributeError:  # an inserted row without external_ids
+                return
+            datum = ovs_data.Datum.from_python(self.table.columns["external_ids"].type,
+                                               dict(ids), lambda value: value)
+        stamped._data["external_ids"] = datum
         self.written.add(stamped)
 
     def _committed(self, row: Any) -> Entry | None:
@@ -371,7 +404,7 @@ class GroupCommit:
         except BaseException as exc:  # never leave a request waiting
             LOG.exception("group commit failed")
             for member in members:
-                if not member.done.is_set():
+                if not member.finished:
                     member.finish(error=exc)
 
     def _commit(self, members: list[Member], split: bool) -> None:

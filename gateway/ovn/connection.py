@@ -452,7 +452,7 @@ class Northbound:
         except ovsdbapp_exc.TimeoutException:
             raise Unavailable("the OVN northbound database did not answer in time; "
                               "nothing was written", self.settings.retry_after) from None
-        if not member.done.wait(self.settings.ovn_timeout):
+        if not member.wait(self.settings.ovn_timeout):
             raise self._timed_out(member)
         error = member.error
         if error is None:
