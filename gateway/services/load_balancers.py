@@ -101,12 +101,24 @@ class LoadBalancerService(Resource, Listener):
     # -- one backend at a time: no need to send, validate and render the whole list ----------
     def add_backend(self, principal: Any, lb_id: str, backend: Doc,
                     if_match: int | None) -> Doc:
+        added: list[str] = []  # "backends.<n>.", the new backend in the merged list
+
         def grow(doc: Doc) -> Doc:
             if any(b["ip"] == backend["ip"] and b.get("port") == backend.get("port")
                    for b in doc["backends"]):
                 raise Conflict.field("ip", "already a backend")
+            added[:] = [f"backends.{len(doc['backends'])}."]
             return {**doc, "backends": [*doc["backends"], backend]}
-        return self.update(principal, lb_id, {}, if_match, grow)
+        try:
+            return self.update(principal, lb_id, {}, if_match, grow)
+        except GatewayError as exc:
+            # The checks run on the merged list; name the fields as the request sent them.
+            if added and exc.errors:
+                prefix = added[0]
+                exc.errors = {k.removeprefix(prefix): v for k, v in exc.errors.items()}
+                if exc.detail.startswith(prefix):
+                    exc.detail = exc.detail.removeprefix(prefix)
+            raise
 
     def remove_backend(self, principal: Any, lb_id: str, ip: str, port: int | None,
                        if_match: int | None) -> Doc:

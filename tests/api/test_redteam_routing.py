@@ -692,8 +692,6 @@ def test_health_check_on_off_on_with_ports_deleted_in_between(api: ApiClient,
     assert owned(nbctl, "Load_Balancer", tenant=api.tenant) == []
 
 
-@pytest.mark.xfail(strict=True, reason="POST /backends reports errors on backends.<n>.ip, a "
-                   "field of the merged list the request never sent, instead of ip")
 def test_adding_one_backend_names_ip(api: ApiClient) -> None:
     net = api.network(cidr="10.138.0.0/24")
     port = api.port(net["id"])
