@@ -35,9 +35,7 @@ def port_name(gateway_id: str, key: str) -> str:
 
 def router_v6(network: Doc) -> str | None:
     """The router's IPv6 address on a network: the first address of ipv6_cidr."""
-    if not network.get("ipv6_cidr"):
-        return None
-    return str(ipaddress.IPv6Network(network["ipv6_cidr"]).network_address + 1)
+    return ipam.router_v6(network["ipv6_cidr"]) if network.get("ipv6_cidr") else None
 
 
 def gateways_of_network(t: Txn, network_id: str) -> list[Any]:
@@ -160,6 +158,7 @@ class GatewayService(Resource, Listener):
                                    "networks": addresses, "ipv6_ra_configs": {}}
             v6 = router_v6(network)
             if v6:
+                self._check_router_v6(t, network, v6, where)
                 addresses.append(f"{v6}/{ipaddress.IPv6Network(network['ipv6_cidr']).prefixlen}")
                 lrp["ipv6_ra_configs"] = self._ra_configs(network)
             key = f"{doc['id']}/{network_id}"
@@ -188,6 +187,17 @@ class GatewayService(Resource, Listener):
         if ip in self.hooks.reserved_addresses(t, network) - held_by_me:
             raise Conflict.field(where, "reserved in the network (a load balancer VIP or "
                                  "probe source, or another router's address)")
+
+    def _check_router_v6(self, t: Txn, network: Doc, v6: str, where: str) -> None:
+        """Ports and VIPs never get it (ports.in_use reserves it); rows written before
+        that reservation might hold it."""
+        for entry in t.entries(LSP, "port", parent=network["id"]):
+            if entry.doc is not None and v6 in entry.doc["ips"]:
+                raise Conflict.field(where, f"the router's IPv6 address {v6} is held by "
+                                     f"port {entry.name!r}")
+        if v6 in self.hooks.reserved_addresses(t, network) - self.reserved_addresses(t, network):
+            raise Conflict.field(where, f"the router's IPv6 address {v6} is reserved in the "
+                                 "network (a load balancer VIP)")
 
     @staticmethod
     def _ra_configs(network: Doc) -> dict[str, str]:

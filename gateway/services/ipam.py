@@ -26,6 +26,12 @@ def reserved_v4(cidr: str, gateway_ip: str | None) -> set[str]:
     return reserved
 
 
+def router_v6(ipv6_cidr: str) -> str:
+    """The address a gateway's router takes on a network's IPv6 prefix, its first: reserved
+    from the start, like gateway_ip, so attaching a gateway never finds it taken."""
+    return str(ipaddress.IPv6Network(ipv6_cidr).network_address + 1)
+
+
 def next_free_v4(cidr: str, in_use: set[str]) -> str | None:
     net = ipaddress.IPv4Network(cidr)
     for host in net.hosts() if net.prefixlen < 31 else net:

@@ -25,6 +25,8 @@ def in_use(t: Txn, hooks: Hooks, network: Doc,
     index: committed state, which the allocation counter's verify keeps honest; the
     switch's `ports`, verified too)."""
     ips = ipam.reserved_v4(network["cidr"], network["gateway_ip"])
+    if network.get("ipv6_cidr"):
+        ips.add(ipam.router_v6(network["ipv6_cidr"]))
     ips |= hooks.reserved_addresses(t, network)
     macs: set[str] = set()
     ls = t.get(LS, "network", network["id"])

@@ -597,26 +597,22 @@ def test_removing_the_vips_network_releases_the_vip_and_lb_router(
     _consistent(nbctl, api.tenant)
 
 
-@pytest.mark.xfail(strict=True, reason="the router's IPv6 address (first address of "
-                   "ipv6_cidr) is reserved only while a gateway is attached: a port given it "
-                   "before (first free on a non-/64, or requested) or a VIP on it is not "
-                   "checked when the network is attached, so two rows hold one address")
 @pytest.mark.parametrize("holder", ["allocated-port", "requested-port", "vip"])
 def test_the_routers_ipv6_address_is_never_held_twice(holder: str, api: ApiClient,
                                                       nbctl: Any) -> None:
+    """The first address of ipv6_cidr is the router's from the start, like gateway_ip:
+    never allocated, never given on request, so a gateway attached later finds it free."""
     prefix = "fd00:132::/120" if holder == "allocated-port" else "fd00:132::/64"
     net = api.network(cidr="10.132.0.0/24", ipv6_cidr=prefix)
     if holder == "allocated-port":
-        api.port(net["id"])
+        assert api.port(net["id"])["ips"][1] == "fd00:132::2"
     elif holder == "requested-port":
-        api.port(net["id"], ips=["10.132.0.9", "fd00:132::1"])
+        _is(api.post(f"/v1/networks/{net['id']}/ports",
+                     {"name": unique("p"), "ips": ["10.132.0.9", "fd00:132::1"]}), 409, "ips.1")
     else:
-        _ok(_lb(api, vip="fd00:132::1", networks=[net["id"]]))
-    resp = _gw(api, networks=[{"network_id": net["id"]}])
-    if resp.status_code == 201:
-        _no_address_twice(nbctl, net["id"])
-    else:
-        _is(resp, 409, "networks.0")
+        _is(_lb(api, vip="fd00:132::1", networks=[net["id"]]), 409, "vip")
+    _ok(_gw(api, networks=[{"network_id": net["id"]}]))
+    _no_address_twice(nbctl, net["id"])
 
 
 def test_an_ipv6_vip_on_the_subnet_router_anycast_address_is_409(api: ApiClient) -> None:
