@@ -182,12 +182,11 @@ def _cached(fields: frozenset[str] | None, doc: dict[str, Any],
         return doc
     if not fields:
         return None
+    own = {s: s for s in same if s}  # the entry's own strings (id, parent, tenant) once
     cached = {}
     for k in fields:
         value = doc.get(k)
-        if isinstance(value, str):  # the entry's own strings (id, parent, tenant) once
-            value = next((s for s in same if s == value), value)
-        cached[k] = value
+        cached[k] = own.get(value, value) if isinstance(value, str) else value
     return cached
 
 
@@ -219,9 +218,10 @@ class OwnedIndex:
             keys.append((e.kind, "key", name, value, e.tenant))
         return keys
 
-    def entry(self, row: Any) -> Entry | None:
+    def entry(self, row: Any, compact: bool = True) -> Entry | None:
         """The index entry of a committed row; None for a row that is not ours."""
-        compact_row(row)
+        if compact:
+            compact_row(row)
         ids = committed_external_ids(row)
         if not ids:
             return None
@@ -255,9 +255,9 @@ class OwnedIndex:
             for key in self._lists(entry):
                 self._sorted.setdefault(key, SortedList()).add(entry.id)
 
-    def add_all(self, rows: Iterable[Any]) -> None:
+    def add_all(self, rows: Iterable[Any], compacted: bool = False) -> None:
         """add() for many rows at once: each sorted list is built in one sort."""
-        entries = [e for e in map(self.entry, rows) if e is not None]
+        entries = [e for e in (self.entry(r, not compacted) for r in rows) if e is not None]
         with self._lock:
             lists: dict[tuple[str, ...], list[str]] = {}
             for entry in entries:
@@ -384,11 +384,12 @@ def attach(idl: Any, replica: Replica) -> dict[str, OwnedIndex]:
     indexes = {}
     for table in replica.tables:
         rows = idl.tables[table].rows
-        rows.indexes.pop(_Compactor.name, None)  # OwnedIndex.add compacts from now on
+        # OwnedIndex.add compacts from now on
+        compacted = rows.indexes.pop(_Compactor.name, None) is not None
         index = rows.indexes.get(OwnedIndex.name)
         if not isinstance(index, OwnedIndex):
             index = OwnedIndex(replica.documents)
-            index.add_all(list(rows.values()))
+            index.add_all(list(rows.values()), compacted)
             rows.indexes[OwnedIndex.name] = index
         indexes[table] = index
     return indexes
