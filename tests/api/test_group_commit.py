@@ -1,7 +1,7 @@
 """Group commit: write requests arriving together share one OVSDB transaction, and each
 keeps the outcome it would have had alone (gateway.ovn.batch).
 
-The gateway here waits 60 ms before each transaction so that requests racing through a
+The gateway here waits 100 ms before each transaction so that requests racing through a
 barrier land in one batch; the batch-size metric proves that they did."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from helpers.nb import owned, switch
 def batched(settings: Settings) -> Iterator[Any]:
     from gateway.app import create_app
 
-    application = create_app(dataclasses.replace(settings, batch_wait_ms=60))
+    application = create_app(dataclasses.replace(settings, batch_wait_ms=100))
     application.config["TESTING"] = True
     assert application.extensions["gateway"].nb.wait_ready(15)
     yield application
@@ -138,8 +138,9 @@ def test_quota_holds_within_one_batch(batched: Any, admin_api: Any) -> None:
 
     with Batches() as batches:
         responses = race(batched, 10, call)
-    assert Counter(r.status_code for r in responses) == {201: 4, 409: 6}
-    assert batches.transactions < batches.requests
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses == {201: 4, 409: 6}, [r.get_json() for r in responses]
+    assert batches.transactions < batches.requests, vars(batches)
     listed = ApiClient(batched.test_client(), tenant).get("/v1/networks").get_json()["items"]
     assert len(listed) == 4
 
