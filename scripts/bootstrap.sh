@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PACKAGES=(ovn-central ovn-host openvswitch-switch python3-openvswitch iproute2 iputils-ping
-  busybox dnsutils netcat-openbsd ethtool socat tcpdump python3-venv)
+  busybox dnsutils netcat-openbsd ethtool socat tcpdump python3-venv
+  podman buildah runc debootstrap golang-github-containernetworking-plugin-dnsname chromium wrk)
 VENV=.venv
 
 step() { printf '==> %s\n' "$*"; }

@@ -17,3 +17,4 @@ echo "==> mypy"
 
 echo "==> pytest"
 .venv/bin/python -m pytest -q -n 2 --durations=15 tests "$@"
+if (($# == 0)); then bash scripts/image-test.sh; fi  # with no pytest arguments: docs/containers.md
