@@ -14,6 +14,7 @@ from flask import Flask, Response, g, request
 from flask_smorest import Api
 
 from gateway import errors, kinds, metrics
+from gateway.api import events as events_api
 from gateway.api import ops
 from gateway.api.common import authenticate, reject_unknown_query
 from gateway.auth import TokenVerifier
@@ -21,11 +22,13 @@ from gateway.config import Settings, from_env
 from gateway.ovn.connection import Northbound
 from gateway.ovn.index import Replica
 from gateway.services.catalog import Services, replica
+from gateway.services.events import EventHub, EventKind
 
 # Scope family of each blueprint; the view checks it again with the action it performs.
 # None: admin-only endpoints.
 FAMILY = kinds.families()
 ADMIN_WRITES = kinds.admin_writes()
+READ_ONLY = kinds.read_only()
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Metric labels come from bounded sets: anyone can send a made-up method, without a token.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -48,6 +51,7 @@ class Gateway:
     nb: Northbound
     verifier: TokenVerifier
     services: Services
+    events: EventHub | None = None
     api: Any = None
     document: Any = None
 
@@ -56,8 +60,12 @@ class Gateway:
         first request, or at once)."""
         self.nb.start()
         self.services.start()
+        if self.events is not None:
+            self.events.start()
 
     def stop(self) -> None:
+        if self.events is not None:
+            self.events.stop()  # ends open streams first
         self.services.stop()
         self.nb.stop()
 
@@ -82,10 +90,15 @@ def create_app(settings: Settings | None = None, nb: Northbound | None = None,
     nb = nb or Northbound(settings, monitored())
     gw = Gateway(settings, nb, TokenVerifier(settings),
                  Services(nb, settings, [kind.service for kind in kinds.KINDS]))
+    gw.events = EventHub(nb, settings, [
+        EventKind(kind.service.kind, kind.location.split("/")[2], kind.family,
+                  gw.services.of(kind.service)) for kind in kinds.KINDS])
     app.extensions["gateway"] = gw
+    app.extensions["gateway.kinds"] = tuple(kind.service for kind in kinds.KINDS)  # audit
     api = Api(app)
     for blp in kinds.blueprints():
         api.register_blueprint(blp)
+    api.register_blueprint(events_api.blp)
     app.register_blueprint(ops.blp)
     errors.register(app)
     _install_hooks(app, settings)
@@ -110,7 +123,7 @@ def _install_hooks(app: Flask, settings: Settings) -> None:
         if request.blueprint in FAMILY and request.method != "OPTIONS":
             who = authenticate()
             family = FAMILY[request.blueprint]
-            reading = request.method in ("GET", "HEAD")
+            reading = request.method in ("GET", "HEAD") or request.blueprint in READ_ONLY
             if family is None or (request.blueprint in ADMIN_WRITES and not reading):
                 who.require_admin()
             else:
@@ -136,7 +149,7 @@ def _install_hooks(app: Flask, settings: Settings) -> None:
         metrics.REQUEST_SECONDS.labels(method, route, status).observe(
             time.perf_counter() - g.get("started", time.perf_counter()))
         if request.method in ("POST", "PATCH", "PUT", "DELETE") and \
-                request.path.startswith("/v1"):
+                request.path.startswith("/v1") and request.blueprint not in READ_ONLY:
             _audit(resp)
         return resp
 

@@ -8,6 +8,7 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 from gateway import sandbox
 from gateway.config import ConfigError, Settings, from_env
+from gateway.schemas.audit import KINDS as AUDIT_KINDS
 
 DEFAULT_SANDBOX = Path(os.environ.get("GATEWAY_SANDBOX_DIR", Path.home() / ".ovn-nb-gateway"))
 
@@ -66,7 +68,9 @@ def _serve(settings: Settings) -> None:
         def load_config(self) -> None:
             self.cfg.set("bind", [settings.bind])
             self.cfg.set("workers", settings.workers)
-            self.cfg.set("threads", settings.threads)
+            # Each open event stream holds a thread until it ends; at most event_streams
+            # are open (more are 429), so requests always keep `threads` of their own.
+            self.cfg.set("threads", settings.threads + settings.event_streams)
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("loglevel", settings.log_level.lower())
             self.cfg.set("accesslog", None)
@@ -76,13 +80,29 @@ def _serve(settings: Settings) -> None:
             self.cfg.set("limit_request_field_size", LIMIT_REQUEST_FIELD_SIZE)
             self.cfg.set("limit_request_fields", LIMIT_REQUEST_FIELDS)
             self.cfg.set("on_exit", on_exit)
-            self.cfg.set("post_worker_init", lambda worker: worker.wsgi.extensions[
-                "gateway"].start())
+            self.cfg.set("post_worker_init", _start_worker)
 
         def load(self) -> Any:
             return create_app(settings, start=False)
 
     _App().run()
+
+
+def _start_worker(worker: Any) -> None:
+    """After fork: the gateway's connection and workers, and event streams that end as soon
+    as the worker is told to stop (a graceful stop waits for every open request)."""
+    gw = worker.wsgi.extensions["gateway"]
+    gw.start()
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        previous = signal.getsignal(signum)
+
+        def ending(sig: int, frame: Any, previous: Any = previous) -> None:
+            if gw.events is not None:
+                gw.events.stop()
+            if callable(previous):
+                previous(sig, frame)
+
+        signal.signal(signum, ending)
 
 
 def _logging(level: str) -> None:
@@ -206,6 +226,54 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """The drift report (and repair) against OVN_NB_DB: 0 clean, 1 drift found (and, with
+    --repair, repaired), 2 usage or connection problem."""
+    from gateway.app import monitored
+    from gateway.auth import TENANT_RE
+    from gateway.errors import GatewayError
+    from gateway.kinds import KINDS
+    from gateway.ovn.connection import Northbound
+    from gateway.services.catalog import Services
+    from gateway.services.drift import DriftService
+
+    if args.tenant is not None and not TENANT_RE.fullmatch(args.tenant):
+        raise ConfigError("--tenant must match ^[a-z0-9][a-z0-9-]{0,62}$")
+    settings = from_env()  # no token settings needed: nothing is served
+    logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
+    nb = Northbound(settings, monitored())
+    nb.start()
+    try:
+        if not nb.wait_ready(args.timeout):
+            raise ConfigError(f"cannot connect to the northbound database {settings.nb_db} "
+                              f"within {args.timeout:g} s")
+        services = Services(nb, settings, [kind.service for kind in KINDS])
+        drift = DriftService(nb, [services.of(kind.service) for kind in KINDS])
+        try:
+            report = drift.audit(args.tenant, args.kind, repair=args.repair)
+        except GatewayError as exc:
+            raise ConfigError(f"audit failed: {exc.detail}") from None
+    finally:
+        nb.stop()
+    if args.output == "json":
+        print(json.dumps(report.as_dict(), indent=2, sort_keys=True, default=str))
+    else:
+        print(f"checked {report.checked} resources: "
+              f"{len(report.findings) or 'no'} finding{'' if len(report.findings) == 1 else 's'}")
+        for f in report.findings:
+            what = f"{f.table} {f.row}" + (f" column {f.column}" if f.column else "")
+            print(f"  {f.kind} {f.id} ({f.tenant}/{f.name or '-'}): {f.problem} {what}")
+            if f.column:
+                print(f"      expected {json.dumps(f.expected)}\n      found    "
+                      f"{json.dumps(f.found)}")
+        if report.repaired:
+            print(f"repaired: {len(report.findings) - len(report.remaining)} restored, "
+                  f"{len(report.remaining)} remaining")
+            for f in report.remaining:
+                print(f"  still: {f.kind} {f.id}: {f.problem} {f.table} {f.row} {f.detail}")
+    return 0 if report.clean else 1
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     """Sandbox + gateway in one: what the README's first quick-start command runs."""
     from gateway.auth import mint
@@ -289,6 +357,18 @@ def build_parser() -> argparse.ArgumentParser:
     spec = sub.add_parser("openapi", help="write the OpenAPI document (YAML)")
     spec.add_argument("--output", "-o", default="openapi/openapi.yaml")
     spec.set_defaults(fn=cmd_openapi)
+    audit = sub.add_parser("audit", help="report (or --repair) drift of the gateway's OVN "
+                                         "rows; exit 0 clean, 1 drift, 2 problem")
+    audit.add_argument("--repair", action="store_true",
+                       help="rewrite drifted resources from their stored documents and "
+                            "delete orphans, one transaction per resource")
+    audit.add_argument("--tenant", default=None, help="only this tenant's resources")
+    audit.add_argument("--kind", default=None, choices=AUDIT_KINDS,
+                       help="only resources of this kind")
+    audit.add_argument("--output", "-o", default="text", choices=("text", "json"))
+    audit.add_argument("--timeout", type=float, default=30.0,
+                       help="seconds to wait for the database (default 30)")
+    audit.set_defaults(fn=cmd_audit)
     up = sub.add_parser("up", help="start the sandbox and serve the gateway on it")
     up.add_argument("--dir", default=str(DEFAULT_SANDBOX))
     up.add_argument("--tenant", default="demo")

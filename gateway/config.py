@@ -60,6 +60,13 @@ class Settings:
     # Chassis for gateway ports, highest priority first; empty: the southbound's chassis
     # marked with ovn-cms-options=enable-chassis-as-gw.
     gateway_chassis: tuple[str, ...] = ()
+    # GET /v1/events (docs/events.md): open streams per process (each holds a request
+    # thread of its own: serve adds this many threads), per tenant, the window of events a
+    # Last-Event-ID can resume from, and seconds between heartbeats of an idle stream.
+    event_streams: int = 100
+    event_streams_per_tenant: int = 20
+    event_window: int = 10000
+    event_heartbeat: int = 15
 
     def validate(self) -> None:
         if not (self.jwt_secret or self.jwt_public_key or self.jwt_jwks
@@ -83,6 +90,11 @@ class Settings:
                 )
         if ":" not in self.bind:
             raise ConfigError("GATEWAY_BIND must be HOST:PORT")
+        if self.event_streams < 0 or self.event_streams_per_tenant < 0 \
+                or self.event_window < 1 or self.event_heartbeat < 1:
+            raise ConfigError("GATEWAY_EVENT_STREAMS and GATEWAY_EVENT_STREAMS_PER_TENANT "
+                              "must be >= 0, GATEWAY_EVENT_WINDOW and GATEWAY_EVENT_HEARTBEAT "
+                              ">= 1")
 
     def _validate_jwt_urls(self) -> None:
         if self.jwt_jwks and "://" in self.jwt_jwks and not is_url(self.jwt_jwks):
@@ -154,4 +166,9 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         mac_prefix=env.get("GATEWAY_MAC_PREFIX", Settings.mac_prefix).lower(),
         gateway_chassis=tuple(c.strip() for c in env.get("GATEWAY_CHASSIS", "").split(",")
                               if c.strip()),
+        event_streams=_int(env, "GATEWAY_EVENT_STREAMS", Settings.event_streams),
+        event_streams_per_tenant=_int(env, "GATEWAY_EVENT_STREAMS_PER_TENANT",
+                                      Settings.event_streams_per_tenant),
+        event_window=_int(env, "GATEWAY_EVENT_WINDOW", Settings.event_window),
+        event_heartbeat=_int(env, "GATEWAY_EVENT_HEARTBEAT", Settings.event_heartbeat),
     )

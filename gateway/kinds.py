@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.api import dns, gateways, load_balancers, networks, policies, ports, tenants
+from gateway.api import (
+    audit,
+    connectivity,
+    dns,
+    gateways,
+    load_balancers,
+    networks,
+    policies,
+    ports,
+    tenants,
+)
 from gateway.api.common import Blueprint
 from gateway.api.crud import Kind
 
@@ -20,12 +30,16 @@ KINDS: tuple[Kind[Any], ...] = (
     load_balancers.KIND,
 )
 # Blueprints only admins may call.
-ADMIN_BLUEPRINTS: tuple[Blueprint, ...] = (tenants.blp,)
+ADMIN_BLUEPRINTS: tuple[Blueprint, ...] = (tenants.blp, audit.blp,)
+# Blueprints that only read, whatever the method (a POST that computes an answer), with
+# the scope family whose read scope they need.
+READ_BLUEPRINTS: tuple[tuple[Blueprint, str], ...] = ((connectivity.blp, connectivity.FAMILY),)
 
 
 def blueprints() -> list[Blueprint]:
     found: list[Blueprint] = []
-    for blp in [kind.blueprint for kind in KINDS] + list(ADMIN_BLUEPRINTS):
+    for blp in [kind.blueprint for kind in KINDS] + list(ADMIN_BLUEPRINTS) + \
+            [blp for blp, _ in READ_BLUEPRINTS]:
         if blp not in found:
             found.append(blp)
     return found
@@ -37,7 +51,13 @@ def families() -> dict[str, str | None]:
     for kind in KINDS:
         if found.setdefault(kind.blueprint.name, kind.family) != kind.family:
             raise ValueError(f"blueprint {kind.blueprint.name} serves two scope families")
+    found.update({blp.name: family for blp, family in READ_BLUEPRINTS})
     return found
+
+
+def read_only() -> frozenset[str]:
+    """Blueprints whose every method needs only the read scope of their family."""
+    return frozenset(blp.name for blp, _ in READ_BLUEPRINTS)
 
 
 def admin_writes() -> frozenset[str]:

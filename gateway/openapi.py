@@ -54,6 +54,8 @@ _REASONS = {
     "413": "Body larger than 1 MiB",
     "415": "Body not sent as application/json (PATCH: or application/merge-patch+json)",
     "422": "Idempotency-Key reused with a different body",
+    "429": "Too many open event streams (for the tenant, or for this gateway process); "
+           "retry after Retry-After seconds",
     "503": "The OVN northbound database is unreachable (or the identity provider's keys "
            "cannot be fetched); retry after Retry-After seconds",
 }
@@ -140,6 +142,8 @@ def document(api: Any) -> dict[str, Any]:
                 if code == "412" and path.startswith("/v1/tenants"):
                     continue
                 responses[code] = _problem(_REASONS[code])
+            if path == "/v1/events" and method == "get":  # the one bounded resource
+                responses["429"] = _problem(_REASONS["429"])
             if "default" in op.get("responses", {}):
                 responses.pop("default", None)
             revisioned = not path.startswith("/v1/tenants")

@@ -5,6 +5,8 @@ a burst of requests costs one query; an unreachable southbound answers "unknown"
 from __future__ import annotations
 
 import logging
+import shutil
+import subprocess
 import threading
 import time
 from typing import Any
@@ -122,3 +124,39 @@ def service_monitors(remote: str, timeout: float = 1.0,
     except (OSError, ValueError, KeyError, TypeError) as exc:
         LOG.warning("southbound: no service monitors: %s", exc)
         return {}
+
+
+class TraceError(Exception):
+    """ovn-trace is missing, failed or took too long; the message says which."""
+
+
+# Every ct_next of a trace sees a new connection (the default, trk,est, would skip the
+# ACLs the way an established connection does). A packet meets fewer than this many.
+_CT_NEW = ["--ct=new"] * 12
+
+
+def trace(remote: str, microflow: str, timeout: float, lb_dst: str | None = None,
+          ssl: tuple[str, str, str] | None = None) -> str:
+    """ovn-trace's detailed output for MICROFLOW, read from the southbound database at
+    REMOTE. Run without a shell; the caller builds MICROFLOW from parsed values only."""
+    program = shutil.which("ovn-trace") or shutil.which("ovn-trace", path="/usr/bin:/usr/sbin")
+    if program is None:
+        raise TraceError("ovn-trace is not installed on the gateway's host (Debian: ovn-common)")
+    argv = [program, f"--db={remote}", "--no-friendly-names", "--detailed", *_CT_NEW]
+    if ssl is not None:
+        argv += [f"--private-key={ssl[0]}", f"--certificate={ssl[1]}", f"--ca-cert={ssl[2]}"]
+    if lb_dst is not None:
+        argv.append(f"--lb-dst={lb_dst}")
+    argv.append(microflow)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                              check=False, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise TraceError(f"ovn-trace did not answer within {timeout:g} s "
+                         f"(southbound database {remote})") from None
+    except OSError as exc:
+        raise TraceError(f"ovn-trace could not run: {exc}") from None
+    if done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise TraceError(f"ovn-trace failed against {remote}: {why}")
+    return done.stdout

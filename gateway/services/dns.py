@@ -197,6 +197,28 @@ class DnsRecordService(Resource, Listener):
                else linked, {})
         row.delete()
 
+    def repair(self, t: Txn, row: Any, doc: Doc) -> list[Any]:
+        """Drift repair (services.drift): the records and the switches that resolve them;
+        an automatic record whose port is gone goes, as it would with the port."""
+        switches = list(t.rows(LS, "network", tenant=doc["tenant_id"]))
+        if doc.get("auto") and t.get(LSP, "port", str(doc.get("port_id"))) is None:
+            for ls in switches:
+                if row in ls.dns_records:
+                    ls.delvalue("dns_records", row)
+            row.delete()
+            return []
+        records = ovn_records(doc["fqdn"], doc["ips"], with_ptr=bool(doc.get("auto")))
+        if dict(row.records) != records:
+            row.records = records
+        named = None if doc.get("networks") is None else {str(n) for n in doc["networks"]}
+        for ls in switches:
+            wanted = named is None or ls.external_ids.get(naming.ID) in named
+            if wanted and row not in ls.dns_records:
+                ls.addvalue("dns_records", row)
+            elif not wanted and row in ls.dns_records:
+                ls.delvalue("dns_records", row)
+        return []
+
     def lookup_keys(self, doc: Doc) -> dict[str, str]:
         return record_keys(doc)
 

@@ -139,6 +139,24 @@ class ExternalNetworkService(Resource):
                 raise Conflict.field("gateway_ip", "held by a gateway or floating IP")
         self.hooks.resource_changing(t, ResourceEvent(KIND, new["tenant_id"], old, new))
 
+    def repair(self, t: Txn, row: Any, doc: Doc) -> list[Any]:
+        """Drift repair (services.drift): the switch's name and its localnet port."""
+        if row.name != f"ovngw-ext-{doc['id']}":
+            row.name = f"ovngw-ext-{doc['id']}"
+        wanted = {"name": localnet_name(doc["id"]), "type": "localnet",
+                  "addresses": ["unknown"], "options": {"network_name": doc["physical_network"]},
+                  "tag": [doc["vlan"]] if doc.get("vlan") else []}
+        localnet = t.get(LSP, "localnet", doc["id"])
+        if localnet is None:
+            localnet = t.insert(LSP, **wanted, external_ids=naming.owner_ids(
+                "localnet", doc["id"], doc["tenant_id"], parent=doc["id"]))
+            row.addvalue("ports", localnet)
+            return []
+        for column, value in wanted.items():
+            if getattr(localnet, column) != value:
+                setattr(localnet, column, value)
+        return []
+
     def remove(self, t: Txn, row: Any, doc: Doc, cascade: bool) -> None:
         self.hooks.resource_changing(t, ResourceEvent(KIND, doc["tenant_id"], doc, None))
         row.delete()  # its localnet port goes with it

@@ -65,6 +65,31 @@ class FloatingIpService(Resource, Listener):
         self.associate(t, {**doc, "port_id": None})
         row.delete()
 
+    def repair(self, t: Txn, row: Any, doc: Doc) -> list[Any]:
+        """Drift repair (services.drift): the address set and the NAT row, changed in place
+        where it is still on the right router. A port deleted behind the gateway's back
+        leaves the floating IP unassociated, as deleting it through the API does."""
+        name = "ovngw_fip_" + doc["id"].replace("-", "_")
+        if row.name != name:
+            row.name = name
+        if list(row.addresses) != [doc["ip"]]:
+            row.addresses = [doc["ip"]]
+        port_id = doc.get("port_id")
+        if port_id and t.get(LSP, "port", str(port_id)) is None:
+            self._rewrite(t, row, {"port_id": None})
+            return [(NAT, doc["id"], "logical_port", str(port_id))]
+        if port_id:
+            gateway_row, wanted = self._wanted(t, doc)
+            nat = t.get(NAT, NAT_KIND, doc["id"])
+            if nat is not None and nat.external_ids.get(naming.PARENT) == \
+                    gateway_row.external_ids[naming.ID]:
+                for column, value in wanted.items():
+                    if getattr(nat, column) != value:
+                        setattr(nat, column, value)
+                return []
+        self.associate(t, doc)
+        return []
+
     def read_only_fields(self) -> tuple[str, ...]:
         return ("gateway_id",)
 

@@ -352,6 +352,13 @@ class GatewayService(Resource, Listener):
         self.write_ownership(row, new)  # the listeners read the new document
         self.hooks.resource_changing(t, ResourceEvent(KIND, new["tenant_id"], old, new))
 
+    def repair(self, t: Txn, row: Any, doc: Doc) -> list[Any]:
+        """Drift repair (services.drift): materialize() already changes only what differs."""
+        if row.name != router_name(doc["id"]):
+            row.name = router_name(doc["id"])
+        self.materialize(t, row, doc)
+        return []
+
     def remove(self, t: Txn, row: Any, doc: Doc, cascade: bool) -> None:
         self.hooks.resource_changing(t, ResourceEvent(KIND, doc["tenant_id"], doc, None))
         self.materialize(t, row, {**doc, "networks": [], "external": None, "routes": []})

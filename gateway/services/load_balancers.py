@@ -152,6 +152,20 @@ class LoadBalancerService(Resource, Listener):
     def apply_update(self, t: Txn, row: Any, old: Doc, new: Doc) -> None:
         self.materialize(t, row, old, new)
 
+    def repair(self, t: Txn, row: Any, doc: Doc) -> list[Any]:
+        """Drift repair (services.drift): materialize() from the document to itself (its
+        held probe sources and VIP placement kept), and its switches and routers."""
+        name = f"ovngw-lb-{doc['id']}"
+        if row.name != name:
+            row.name = name
+        if list(row.protocol) != [doc["protocol"]]:
+            row.protocol = [doc["protocol"]]
+        self.materialize(t, row, {**doc, "backends": list(doc["backends"])}, doc)
+        for holder in self._switches(t, doc) + self._routers(t, doc):
+            if row not in holder.load_balancer:
+                holder.addvalue("load_balancer", row)
+        return []
+
     def remove(self, t: Txn, row: Any, doc: Doc, cascade: bool) -> None:
         for ls in self._switches(t, doc):
             ls.delvalue("load_balancer", row)  # explicit: see ports.PortService.remove

@@ -183,6 +183,16 @@ class NetworkService(Resource):
         self.dhcp.sync(t, new["id"], new["tenant_id"], new, {})
         self.hooks.network_changed(t, NetworkEvent(new["tenant_id"], row, old, new))
 
+    def repair(self, t: Txn, row: Any, doc: Doc) -> list[Any]:
+        """Drift repair (services.drift): the switch's name and the DHCP rows, as written."""
+        if row.name != naming.switch_name(doc["id"]):
+            row.name = naming.switch_name(doc["id"])
+        rows = self.dhcp.sync(t, doc["id"], doc["tenant_id"], doc, {})
+        for family, (cidr, _) in self.dhcp.wanted(doc, {}).items():
+            if rows[family].cidr != cidr:
+                rows[family].cidr = cidr
+        return []
+
     def remove(self, t: Txn, row: Any, doc: Doc, cascade: bool) -> None:
         row.verify("ports")  # a port another tool adds meanwhile re-runs this check
         foreign = sorted(str(lsp.name) for lsp in foreign_ports(row))

@@ -219,6 +219,54 @@ class PolicyService(Resource, Listener):
     def apply_update(self, t: Txn, row: Any, old: Doc, new: Doc) -> None:
         materialize(t, row, new, previous=old)
 
+    def repair(self, t: Txn, row: Any, doc: Doc) -> list[Any]:
+        """Drift repair (services.drift): what materialize() writes, changing only what
+        differs: members and ACLs by mutation (rows of other tools in the group stay),
+        each ACL matched to its rule."""
+        if row.name != pc.group_name(doc["id"]):
+            row.name = pc.group_name(doc["id"])
+        cidrs = _network_cidrs(t, doc)
+        ports = tenant_ports(t, doc["tenant_id"])
+        wanted = {lsp.uuid: lsp for lsp in (t.row_of(LSP, entry) for entry, port in ports
+                                           if pc.selects(doc, port)) if lsp is not None}
+        have = {lsp.uuid: lsp for lsp in row.ports}
+        for key, lsp in wanted.items():
+            if key not in have:
+                row.addvalue("ports", lsp)
+        for key, lsp in have.items():
+            if key not in wanted:
+                row.delvalue("ports", lsp)
+        for key, selector in pc.peer_selectors(doc).items():
+            for family in (4, 6):
+                ips = sorted({ip for _, port in ports if pc.peer_selects(selector, port)
+                              for ip in _family_ips(port, family)})
+                peers = t.get(AS, PEERS, f"{key}/{family}")
+                if peers is None:
+                    t.insert(AS, name=pc.address_set_name(doc["tenant_id"], selector, family),
+                             addresses=ips, external_ids=naming.owner_ids(
+                                 PEERS, f"{key}/{family}", doc["tenant_id"], parent=key))
+                elif sorted(peers.addresses) != ips:
+                    peers.addresses = ips
+        acls = {acl.external_ids.get(naming.PREFIX + "rule"): acl for acl in row.acls}
+        for spec in pc.compile_policy(doc, cidrs):
+            acl = acls.pop(spec.rule, None)
+            if acl is None:
+                row.addvalue("acls", _acl_row(t, doc, spec))
+                continue
+            columns = {"direction": spec.direction, "priority": spec.priority,
+                       "match": spec.match, "action": spec.action,
+                       "label": acl_label(doc["id"], spec.rule),
+                       "name": [f"{doc['tenant_id']}/{doc['name']}"[:63]], "log": spec.log,
+                       "severity": [spec.severity] if spec.log else [],
+                       "meter": [_meter(t, doc["tenant_id"])] if spec.log else []}
+            for column, value in columns.items():
+                if getattr(acl, column) != value:
+                    setattr(acl, column, value)
+        for acl in acls.values():
+            row.delvalue("acls", acl)
+            acl.delete()
+        return []
+
     def remove(self, t: Txn, row: Any, doc: Doc, cascade: bool) -> None:
         drop_unused_peer_sets(t, doc, None)
         row.delete()  # its ACLs are not root rows and go with it

@@ -160,6 +160,19 @@ class PortService(Resource, Listener):
         write_port_columns(row, new, port_dhcp_rows(t, self.dhcp, network, new))
         self.hooks.port_changed(t, PortEvent(new["tenant_id"], row, old, new, network, ls))
 
+    def repair(self, t: Txn, row: Any, doc: Doc) -> list[Any]:
+        """Drift repair (services.drift): the port's columns, its DHCP rows and its place in
+        the tenant's port group, as written (policy groups are the policies' own)."""
+        _, network = self.network_of(t, doc)
+        if row.name != doc["id"]:
+            row.name = doc["id"]
+        write_port_columns(row, doc, port_dhcp_rows(t, self.dhcp, network, doc))
+        group = t.get(tenants.TABLE, tenants.KIND, doc["tenant_id"]) or \
+            tenants.lock(t, doc["tenant_id"])
+        if row not in group.ports:
+            group.addvalue("ports", row)
+        return []
+
     def remove(self, t: Txn, row: Any, doc: Doc, cascade: bool) -> None:
         ls, network = self.network_of(t, doc)
         self.dhcp.drop(t, doc["id"])

@@ -38,8 +38,14 @@ FAMILY_BY_PREFIX = {
     "/v1/dns-records": "dns",
     "/v1/external-networks": EXTERNAL,
     "/v1/tenants": ADMIN,
+    "/v1/audit": ADMIN,
+    "/v1/connectivity-checks": "networks",
+    "/v1/events": "any family",
 }
+ANY_FAMILY = "any family"
 READ_METHODS = ("GET", "HEAD")
+# POSTs that only read (API.md: connectivity checks are a read of the networks family).
+READ_POSTS = ("/v1/connectivity-checks",)
 SKIP_METHODS = ("OPTIONS",)
 
 
@@ -253,7 +259,7 @@ def _scope_cases() -> list[tuple[str, str, dict[str, str], str, bool]]:
     cases = []
     for rule, method, variables in V1:
         family = family_of(rule)
-        read = method in READ_METHODS
+        read = method in READ_METHODS or rule in READ_POSTS
         if family == ADMIN:
             for scope in ("read write", *(f"{f}:write" for f in FAMILIES)):
                 cases.append((rule, method, variables, scope, False))
@@ -263,6 +269,13 @@ def _scope_cases() -> list[tuple[str, str, dict[str, str], str, bool]]:
             if not read:
                 for scope in ("read write", *(f"{f}:write" for f in FAMILIES)):
                     cases.append((rule, method, variables, scope, False))
+        elif family == ANY_FAMILY:
+            # The change stream spans the families: any read scope opens it, and each
+            # event is filtered by its own family's scope (tests/api/test_events.py).
+            for scope in ("read", "write", "admin", *(f"{f}:{a}" for f in FAMILIES
+                                                      for a in ("read", "write"))):
+                cases.append((rule, method, variables, scope, True))
+            cases.append((rule, method, variables, "", False))
         elif family is not None:
             cases += [
                 (rule, method, variables, "read", read),

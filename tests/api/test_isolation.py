@@ -111,7 +111,7 @@ A_VALUES: dict[str, Callable[[TenantA], str]] = {
     "ip": lambda a: BACKEND["ip"],  # a backend of A's load balancer (added where needed)
 }
 # Endpoints only admins may call at all: B gets 403 whatever the tenant in the path.
-ADMIN_ONLY_PREFIXES = ("/v1/tenants/",)
+ADMIN_ONLY_PREFIXES = ("/v1/tenants/", "/v1/audit")
 # A valid body for POST on an item URL (a create below another resource).
 BACKEND = {"ip": "10.44.0.11"}  # inside A's network
 ITEM_POST_BODIES: dict[str, Callable[[TenantA], dict[str, Any]]] = {
@@ -146,6 +146,16 @@ CREATE_REFERENCES: dict[str, list[tuple[str, Callable[[TenantA], dict[str, Any]]
 ADMIN_DELETE_QUERY = {
     f"{_collection(kind)}/<uuid:{kind.path_var}>": "?cascade=true"
     for kind in KINDS if kind.delete_query is not None}
+# POSTs that only read (they compute an answer, create nothing): per rule, bodies from B
+# (given a port of B's) that name one of A's resources, with the field that names it.
+READ_POSTS: dict[str, list[tuple[str, Callable[[TenantA, dict[str, Any]], dict[str, Any]]]]] = {
+    "/v1/connectivity-checks": [
+        ("from_port", lambda a, b: {"from_port": a.port["id"], "to": {"ip": "10.44.0.9"},
+                                    "protocol": "icmp"}),
+        ("to.port", lambda a, b: {"from_port": b["id"], "to": {"port": a.port["id"]},
+                                  "protocol": "tcp", "port": 80}),
+    ],
+}
 # Extra filters per list that could select A's resources.
 LIST_QUERIES: dict[str, Callable[[TenantA], list[str]]] = {
     "/v1/dns-records": lambda a: [f"?fqdn={a.record['fqdn']}",
@@ -187,6 +197,10 @@ class Endpoint:
             return None
         if self.method == "PATCH":
             return None if self.is_item else f"PATCH {self.rule}: PATCH on a collection"
+        if self.method == "POST" and self.rule in READ_POSTS:
+            return None
+        if self.admin_only and not self.is_item:
+            return None  # test_admin_only_collections_refuse_tenants
         if self.method == "POST":
             table = ITEM_POST_BODIES if self.is_item else CREATE_BODIES
             if self.rule not in table:
@@ -227,9 +241,14 @@ def endpoints_of(app: Any) -> list[Endpoint]:
 
 ENDPOINTS = endpoints_of(create_app(Settings(jwt_secret="x" * 32), start=False))
 ITEMS = [e for e in ENDPOINTS if e.is_item]
-LISTS = [e for e in ENDPOINTS if not e.is_item and e.method in ("GET", "HEAD")]
-CREATES = [e for e in ENDPOINTS if not e.is_item and e.method == "POST"]
-OTHERS = [e for e in ENDPOINTS if e not in ITEMS + LISTS + CREATES]
+LISTS = [e for e in ENDPOINTS if not e.is_item and e.method in ("GET", "HEAD")
+         and not e.admin_only]
+# Collections only admins may call at all (the drift audit): B gets 403, whatever it asks.
+ADMIN_COLLECTIONS = [e for e in ENDPOINTS if not e.is_item and e.admin_only]
+CREATES = [e for e in ENDPOINTS if not e.is_item and e.method == "POST"
+           and e.rule not in READ_POSTS and not e.admin_only]
+READS = [e for e in ENDPOINTS if e.method == "POST" and e.rule in READ_POSTS]
+OTHERS = [e for e in ENDPOINTS if e not in ITEMS + LISTS + CREATES + READS + ADMIN_COLLECTIONS]
 
 
 def _ids(endpoints: list[Endpoint]) -> list[str]:
@@ -242,7 +261,7 @@ def test_matrix_covers_every_v1_endpoint(app: Any) -> None:
     missing = [e.uncovered() for e in live if e.uncovered()]
     missing += [f"{e.method} {e.rule}: neither item, list nor create" for e in OTHERS]
     assert not missing, "endpoints the isolation matrix does not check:\n" + "\n".join(missing)
-    stale = (set(ITEM_POST_BODIES) | set(PATCH_BODIES) | set(CREATE_BODIES)
+    stale = (set(ITEM_POST_BODIES) | set(PATCH_BODIES) | set(CREATE_BODIES) | set(READ_POSTS)
              | set(ADMIN_DELETE_QUERY) | set(LIST_SHOWS) | set(LIST_QUERIES)) \
         - {e.rule for e in live}
     assert not stale, f"matrix entries for rules the app no longer has: {sorted(stale)}"
@@ -525,6 +544,39 @@ def test_creates_stay_in_the_callers_tenant(endpoint: Endpoint, tenant_a: Tenant
     assert resp.status_code == 201, resp.get_data(as_text=True)
     assert resp.get_json()["tenant_id"] == tenant_b.tenant
     assert tenant_a.api.get(endpoint.rule).get_json() == a_list
+    assert snapshot(tenant_a, nbctl) == before
+
+
+@pytest.mark.parametrize("endpoint", READS, ids=_ids(READS))
+def test_read_only_posts_answer_404_for_another_tenants_resources(
+        endpoint: Endpoint, tenant_a: TenantA, tenant_b: ApiClient, nbctl: Any) -> None:
+    before = snapshot(tenant_a, nbctl)
+    b_port = tenant_b.port(tenant_b.get("/v1/networks").get_json()["items"][0]["id"])
+    for field, make in READ_POSTS[endpoint.rule]:
+        body = make(tenant_a, b_port)
+        theirs = tenant_b.post(endpoint.rule, body)
+        absent = tenant_b.post(endpoint.rule, json.loads(
+            json.dumps(body).replace(tenant_a.port["id"], str(uuid.uuid4()))))
+        assert theirs.status_code == 404, (field, theirs.get_data(as_text=True))
+        assert names_field(errors_of(theirs), field), theirs.get_json()
+        # Existence must not leak: A's id answers exactly like an id nobody has.
+        assert _normalized_problem(theirs, [tenant_a.port["id"]]) == \
+            _normalized_problem(absent, []), field
+    assert snapshot(tenant_a, nbctl) == before
+
+
+@pytest.mark.parametrize("endpoint", ADMIN_COLLECTIONS, ids=_ids(ADMIN_COLLECTIONS))
+def test_admin_only_collections_refuse_tenants(endpoint: Endpoint, tenant_a: TenantA,
+                                               tenant_b: ApiClient, admin_api: ApiClient,
+                                               nbctl: Any) -> None:
+    before = snapshot(tenant_a, nbctl)
+    for query in ("", f"?tenant={tenant_a.tenant}", f"?tenant={tenant_b.tenant}"):
+        resp = tenant_b.request(endpoint.method, endpoint.rule + query)
+        assert resp.status_code == 403, (query, resp.get_data(as_text=True))
+        for secret in tenant_a.secrets():
+            assert secret not in resp.get_data(as_text=True), (query, secret)
+    assert admin_api.request(endpoint.method,
+                             f"{endpoint.rule}?tenant={tenant_a.tenant}").status_code == 200
     assert snapshot(tenant_a, nbctl) == before
 
 
