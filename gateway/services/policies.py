@@ -69,6 +69,14 @@ def materialize(t: Txn, pg: Any, policy: Doc, previous: Doc | None = None) -> No
     ports = tenant_ports(t, policy["tenant_id"])
     pg.ports = [row for row in (t.row_of(LSP, entry) for entry, doc in ports
                                 if pc.selects(policy, doc)) if row is not None]
+    write_peer_sets(t, policy, ports)
+    if previous is not None:
+        drop_unused_peer_sets(t, previous, policy)
+    pg.acls = [_acl_row(t, policy, spec) for spec in pc.compile_policy(policy, cidrs)]
+
+
+def write_peer_sets(t: Txn, policy: Doc, ports: list[tuple[Entry, Doc]]) -> None:
+    """The shared address sets of the policy's peer selectors, one per address family."""
     for key, selector in pc.peer_selectors(policy).items():
         for family in (4, 6):
             ips = sorted({ip for _, doc in ports if pc.peer_selects(selector, doc)
@@ -80,9 +88,6 @@ def materialize(t: Txn, pg: Any, policy: Doc, previous: Doc | None = None) -> No
                              PEERS, f"{key}/{family}", policy["tenant_id"], parent=key))
             elif sorted(row.addresses) != ips:
                 row.addresses = ips
-    if previous is not None:
-        drop_unused_peer_sets(t, previous, policy)
-    pg.acls = [_acl_row(t, policy, spec) for spec in pc.compile_policy(policy, cidrs)]
 
 
 def drop_unused_peer_sets(t: Txn, old: Doc, new: Doc | None) -> None:
@@ -236,17 +241,7 @@ class PolicyService(Resource, Listener):
         for key, lsp in have.items():
             if key not in wanted:
                 row.delvalue("ports", lsp)
-        for key, selector in pc.peer_selectors(doc).items():
-            for family in (4, 6):
-                ips = sorted({ip for _, port in ports if pc.peer_selects(selector, port)
-                              for ip in _family_ips(port, family)})
-                peers = t.get(AS, PEERS, f"{key}/{family}")
-                if peers is None:
-                    t.insert(AS, name=pc.address_set_name(doc["tenant_id"], selector, family),
-                             addresses=ips, external_ids=naming.owner_ids(
-                                 PEERS, f"{key}/{family}", doc["tenant_id"], parent=key))
-                elif sorted(peers.addresses) != ips:
-                    peers.addresses = ips
+        write_peer_sets(t, doc, ports)
         acls = {acl.external_ids.get(naming.PREFIX + "rule"): acl for acl in row.acls}
         for spec in pc.compile_policy(doc, cidrs):
             acl = acls.pop(spec.rule, None)
