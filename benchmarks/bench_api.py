@@ -136,43 +136,93 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
-class Gateway:
-    """`ovn-nb-gateway serve` as a child process: one gunicorn master and its one worker."""
+_SETTINGS_PROBE = """
+import dataclasses, json
+from gateway.config import from_env
+print(json.dumps(dataclasses.asdict(from_env()), default=str))
+"""
 
-    def __init__(self, workdir: Path, nb: str, threads: int) -> None:
+
+def serve_settings(env: dict[str, str]) -> dict[str, Any]:
+    """gateway.config.from_env(env) as `serve` will see it, from a fresh interpreter."""
+    out = subprocess.run([sys.executable, "-c", _SETTINGS_PROBE], env=env, capture_output=True,
+                         text=True, timeout=60)
+    if out.returncode != 0:
+        raise RuntimeError(f"cannot read the gateway's settings: {out.stderr[-500:]}")
+    return dict(json.loads(out.stdout))
+
+
+class Gateway:
+    """`ovn-nb-gateway serve` as a child process: one gunicorn master and its workers.
+
+    By default as bench_api.py runs it (1 worker, `threads` threads, WARNING, quotas
+    raised). `workers=None` / `threads=None` leave GATEWAY_WORKERS / GATEWAY_THREADS unset
+    (also when the caller's environment has them), so `serve` runs its own defaults; `env`
+    replaces the extra settings (log level, quotas) entirely when given; `defaults_only`
+    drops every other gateway setting of the caller's environment. `name` keeps the
+    log and metrics folder of a restarted gateway apart; `secret` reuses a previous one's.
+    """
+
+    def __init__(self, workdir: Path, nb: str, threads: int | None, workers: int | None = 1,
+                 env: dict[str, str] | None = None, name: str = "gateway",
+                 secret: str | None = None, defaults_only: bool = False) -> None:
         self.port = free_port()
-        self.secret = secrets.token_urlsafe(48)
-        self.log_path = workdir / "gateway.log"
+        self.secret = secret or secrets.token_urlsafe(48)
+        self.log_path = workdir / f"{name}.log"
         exe = Path(sys.executable).with_name("ovn-nb-gateway")
         program = str(exe) if exe.exists() else shutil.which("ovn-nb-gateway")
         if program is None:
             raise SystemExit("ovn-nb-gateway is not installed in this environment")
-        metrics_dir = workdir / "metrics"
+        metrics_dir = workdir / ("metrics" if name == "gateway" else f"metrics-{name}")
         metrics_dir.mkdir()
-        env = {
-            **os.environ,
+        if env is None:
+            env = {
+                "GATEWAY_LOG_LEVEL": "WARNING",
+                # The measured tenant creates far more than the default quotas allow.
+                "GATEWAY_QUOTA_NETWORKS": "1000000",
+                "GATEWAY_QUOTA_PORTS": "1000000",
+            }
+        # defaults_only: nothing of the caller's gateway settings (GATEWAY_*, OVN_NB_*,
+        # OVN_SB_DB) reaches serve, so it runs its own defaults for everything not given here
+        base = {k: v for k, v in os.environ.items()
+                if k not in ("GATEWAY_WORKERS", "GATEWAY_THREADS") and not (
+                    defaults_only and k.startswith(("GATEWAY_", "OVN_NB_", "OVN_SB_")))}
+        self.env = {
+            **base,
             "OVN_NB_DB": nb,
             "GATEWAY_JWT_SECRET": self.secret,
             "GATEWAY_BIND": f"127.0.0.1:{self.port}",
-            "GATEWAY_WORKERS": "1",
-            "GATEWAY_THREADS": str(threads),
-            "GATEWAY_LOG_LEVEL": "WARNING",
             "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-            # The measured tenant creates far more than the default quotas allow.
-            "GATEWAY_QUOTA_NETWORKS": "1000000",
-            "GATEWAY_QUOTA_PORTS": "1000000",
+            **env,
         }
+        if workers is not None:
+            self.env["GATEWAY_WORKERS"] = str(workers)
+        if threads is not None:
+            self.env["GATEWAY_THREADS"] = str(threads)
+        # The settings serve will run with (its own defaults where not given), read by a
+        # fresh interpreter from the code on disk now, as serve will read them: not from
+        # this process's import, which is stale once the code changes during a run.
+        # Callers that give the worker count (bench_api.py and the others) skip the probe.
+        self.settings: dict[str, Any] = (
+            serve_settings(self.env) if workers is None else
+            {"workers": workers, "threads": threads})
+        self.workers = int(self.settings["workers"])
         self._log = self.log_path.open("wb")
+        self.started = time.monotonic()
         # Own session: a Ctrl-C in the terminal reaches us, and we stop it by its pid.
-        self.proc = subprocess.Popen([program, "serve"], env=env, stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([program, "serve"], env=self.env, stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         self.pid = self.proc.pid
         self._workers: set[int] = set()
 
-    def worker_pid(self) -> int | None:
+    def worker_pids(self) -> list[int]:
         kids = children(self.pid)
         self._workers.update(kids)
+        return kids
+
+    def worker_pid(self) -> int | None:
+        kids = self.worker_pids()
         return kids[0] if len(kids) == 1 else None
 
     def wait_ready(self, timeout: float) -> None:
@@ -187,7 +237,7 @@ class Gateway:
                     conn.request("GET", "/readyz")
                     resp = conn.getresponse()
                     resp.read()
-                    if resp.status == 200 and self.worker_pid() is not None:
+                    if resp.status == 200 and len(self.worker_pids()) == self.workers:
                         return
                 finally:
                     conn.close()
@@ -200,8 +250,8 @@ class Gateway:
         return ""
 
     def stop(self) -> None:
-        """SIGTERM to the master (it stops its worker), SIGKILL to whatever is left."""
-        self.worker_pid()
+        """SIGTERM to the master (it stops its workers), SIGKILL to whatever is left."""
+        self.worker_pids()
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGTERM)
@@ -465,11 +515,12 @@ class DirectWorker:
                 "addresses": list(lsp.addresses), "port_security": list(lsp.port_security)}
 
 
-def _direct_main(remote: str, pipe: Connection) -> None:
-    """The direct baseline's process: runs DirectWorker methods sent over the pipe."""
+def _direct_main(remote: str, pipe: Connection, factory: Any = None) -> None:
+    """The direct baseline's process: runs DirectWorker (or factory) methods sent over the
+    pipe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     try:
-        worker = DirectWorker(remote)
+        worker = (factory or DirectWorker)(remote)
     except Exception as exc:
         pipe.send(("error", repr(exc)))
         return
@@ -493,10 +544,11 @@ def _direct_main(remote: str, pipe: Connection) -> None:
 class Direct:
     """Parent side of the direct baseline: a child process, called through a pipe."""
 
-    def __init__(self, remote: str) -> None:
+    def __init__(self, remote: str, factory: Any = None) -> None:
+        """factory: a DirectWorker subclass defined at module level (the child imports it)."""
         ctx = multiprocessing.get_context("spawn")  # no fork of a process with threads
         self._pipe, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_direct_main, args=(remote, child),
+        self.proc = ctx.Process(target=_direct_main, args=(remote, child, factory),
                                 name="bench-direct", daemon=True)
         self.proc.start()
         child.close()
@@ -567,16 +619,21 @@ class Bench:
         t0 = time.perf_counter()
         self.box = sandbox.start(self.workdir / "nb")
         log(f"sandbox: ovsdb-server pid {self.box.pid} on {self.box.nb_unix}")
-        self.gateway = Gateway(self.workdir, self.box.nb_unix, self.args.threads)
+        self.gateway = self.new_gateway()
         log(f"gateway: pid {self.gateway.pid} on 127.0.0.1:{self.gateway.port}")
         self.gateway.wait_ready(60)
-        log(f"gateway ready (worker pid {self.gateway.worker_pid()}) "
+        log(f"gateway ready (worker pids {self.gateway.worker_pids()}) "
             f"in {time.perf_counter() - t0:.1f} s")
         secret = self.gateway.secret
         self.client = Client(self.gateway.port, mint(secret, self.tenant, "read write", "bench",
                                                      7200))
         self.admin = Client(self.gateway.port, mint(secret, ADMIN_TENANT, "admin",
                                                     "bench-admin", 7200))
+
+    def new_gateway(self) -> Gateway:
+        """`serve` on the sandbox as this benchmark runs it (subclasses change the settings)."""
+        assert self.box is not None
+        return Gateway(self.workdir, self.box.nb_unix, self.args.threads)
 
     def stop(self) -> None:
         """Stop everything this run started, each by its own pid; one failure skips none."""

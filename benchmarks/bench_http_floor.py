@@ -59,28 +59,51 @@ def _measure(port: int, method: str, samples: int) -> list[float]:
     return out[samples // 10:]
 
 
+def start(folder: Path, workers: int = 1, threads: int = 4) -> tuple[subprocess.Popen[bytes], int]:
+    """gunicorn serving this app (gthread, `workers` x `threads`, a free loopback port, its
+    pidfile in `folder`), once it answers. Stop it with stop(proc)."""
+    port = _free_port()
+    pidfile = folder / "floor-gunicorn.pid"
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    proc = subprocess.Popen(
+        [str(gunicorn), "--workers", str(workers), "--worker-class", "gthread",
+         "--threads", str(threads), "--bind", f"127.0.0.1:{port}", "--pid", str(pidfile),
+         "--log-level", "warning", "--chdir", str(Path(__file__).parent),
+         "bench_http_floor:app"], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                _measure(port, "GET", 10)
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.1)
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, port
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the master we started (it stops its workers), SIGKILL if it lingers."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=2000)
     args = parser.parse_args()
-    port = _free_port()
     with tempfile.TemporaryDirectory(prefix="bench-floor-") as tmp:
-        pidfile = Path(tmp) / "gunicorn.pid"
-        gunicorn = Path(sys.executable).with_name("gunicorn")
-        proc = subprocess.Popen(
-            [str(gunicorn), "--workers", "1", "--worker-class", "gthread", "--threads", "4",
-             "--bind", f"127.0.0.1:{port}", "--pid", str(pidfile), "--log-level", "warning",
-             "--chdir", str(Path(__file__).parent), "bench_http_floor:app"])
+        proc, port = start(Path(tmp))
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    _measure(port, "GET", 10)
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or proc.poll() is not None:
-                        raise
-                    time.sleep(0.1)
             print("| request to a bare Flask app on gunicorn | p50 | p99 |")
             print("|---|---:|---:|")
             for method in ("GET", "POST"):
@@ -88,8 +111,7 @@ def main() -> None:
                 p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
                 print(f"| {method} / | {statistics.median(ms):.2f} ms | {p99:.2f} ms |")
         finally:
-            os.kill(proc.pid, signal.SIGTERM)  # the master we started; it stops its worker
-            proc.wait(15)
+            stop(proc)
 
 
 if __name__ == "__main__":
