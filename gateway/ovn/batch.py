@@ -134,6 +134,26 @@ class Savepoint:
             row.__dict__.update(_changes=changes, _mutations=mutations, _prereqs=prereqs)
         txn._txn_rows = dict(self.rows)
 
+    def rows_since(self) -> Iterator[Any]:
+        """Every row of the transaction's writes, and those the savepoint had that left them
+        since (a row inserted before and deleted since is gone from _txn_rows)."""
+        yield from self.txn._txn_rows.values()
+        for row_uuid, row in self.rows.items():
+            if row_uuid not in self.txn._txn_rows:
+                yield row
+
+    def changed_columns(self, row: Any) -> set[str]:
+        """The columns of a row written (set or mutated) since the savepoint."""
+        before = self.state.get(row.uuid)
+        old_changes, old_mutations = ({}, {}) if before is None else (before[0] or {},
+                                                                      before[1])
+        columns = {c for c, v in (row._changes or {}).items() if old_changes.get(c) != v}
+        for kind in ("_inserts", "_removes"):
+            for column, value in row._mutations.get(kind, {}).items():
+                if old_mutations.get(kind, {}).get(column) != value:
+                    columns.add(column)
+        return columns
+
     def touched(self) -> Iterator[Any]:
         """Rows whose index entry the request may have changed: inserted, deleted, or with
         external_ids written since the savepoint (bare counter bumps do not count)."""
@@ -154,9 +174,8 @@ class Savepoint:
                 yield row
         # A row the request deleted that it had inserted is gone from _txn_rows: it was
         # never in an index, committed or overlaid, unless an earlier request inserted it.
-        for row_uuid, row in self.rows.items():
-            if row_uuid not in self.txn._txn_rows:
-                yield row
+        yield from (row for row_uuid, row in self.rows.items()
+                    if row_uuid not in self.txn._txn_rows)
 
 
 # What the owned-row index reads of external_ids; counters and quotas are not among them.
@@ -353,8 +372,15 @@ class GroupCommit:
         member = Member(fn)
         with self._lock:
             self._pending.append(member)
+        self._wake()
+        return member
+
+    def _wake(self) -> None:
+        """Queue a run unless one is queued already: at most one waits in ovsdbapp's queue
+        (of size 1), so putting one never blocks."""
+        with self._lock:
             if self._queued:
-                return member
+                return
             self._queued = True
         try:
             self.api.connection.queue_txn(_Run(self))
@@ -362,7 +388,6 @@ class GroupCommit:
             with self._lock:
                 self._queued = False
             raise
-        return member
 
     def _take(self) -> list[Member]:
         with self._lock:
@@ -378,11 +403,9 @@ class GroupCommit:
                 member = self._pending.popleft()
                 if not member.abandoned:
                     members.append(member)
-            more = bool(self._pending) and not self._queued
-            if more:
-                self._queued = True
-        if more:  # the queue is empty: this thread just took the run from it
-            self.api.connection.queue_txn(_Run(self))
+            more = bool(self._pending)
+        if more:
+            self._wake()
         return members
 
     def _defer(self, members: list[Member]) -> None:
@@ -391,10 +414,7 @@ class GroupCommit:
         metrics.OVN_BATCH_DEFERRED.inc(len(members))
         with self._lock:
             self._pending.extendleft(reversed(members))
-            if self._queued:
-                return
-            self._queued = True
-        self.api.connection.queue_txn(_Run(self))
+        self._wake()
 
     def run(self) -> None:
         members = self._take()
@@ -448,8 +468,7 @@ class GroupCommit:
             members = [m for m in members if m not in deferred]
             if not done:
                 txn.abort()
-                for member, problem in failed:
-                    member.finish(error=problem)
+                _answer(done, failed)
                 return
             status = txn.commit_block()
             if status == txn.TRY_AGAIN:  # another client changed what was verified
@@ -472,14 +491,17 @@ class GroupCommit:
                     for member in members:
                         self._commit([member], split=False)
                     return
-                for member, _ in done:
-                    member.finish(error=RuntimeError(message))
-                for member, problem in failed:
-                    member.finish(error=problem)
+                _answer(done, failed, RuntimeError(message))
                 return
             metrics.OVN_BATCH_SIZE.observe(len(done))
-            for member, result in done:
-                member.finish(result)
-            for member, problem in failed:
-                member.finish(error=problem)
+            _answer(done, failed)
             return
+
+
+def _answer(done: list[tuple[Member, Any]], failed: list[tuple[Member, BaseException]],
+            error: BaseException | None = None) -> None:
+    """Each request its result, or the transaction's error; failed ones their own."""
+    for member, result in done:
+        member.finish(None if error else result, error)
+    for member, problem in failed:
+        member.finish(error=problem)

@@ -199,16 +199,8 @@ def _plain(t: Txn, row: Any, column: str, value: Any, skip: set[Any] | None = No
 
 def _touched_columns(sp: Savepoint, row: Any) -> set[str]:
     """Columns the resource's repair wrote (since the savepoint)."""
-    before = sp.state.get(row.uuid)
-    old_changes, old_mutations = ({}, {}) if before is None else (before[0] or {},
-                                                                  before[1])
-    columns = {c for c, v in (row._changes or {}).items() if old_changes.get(c) != v}
-    for kind in ("_inserts", "_removes"):
-        for column, value in row._mutations.get(kind, {}).items():
-            if old_mutations.get(kind, {}).get(column) != value:
-                columns.add(column)
-    columns.discard("external_ids")  # stamps, documents and counters: not drift
-    return columns
+    # stamps, documents and counters: not drift
+    return sp.changed_columns(row) - {"external_ids"}
 
 
 def pending(t: Txn, sp: Savepoint, owner: Finding) -> list[Finding]:
@@ -221,8 +213,7 @@ def pending(t: Txn, sp: Savepoint, owner: Finding) -> list[Finding]:
                        row._table.name, label(row, committed=problem == "extra"), column,
                        expected, was, detail)
 
-    gone = [row for u, row in sp.rows.items() if u not in t.txn._txn_rows]
-    touched = list(t.txn._txn_rows.values()) + gone
+    touched = list(sp.rows_since())
     # A row put back or taken away is one finding, not also one per column naming it.
     inserted = {r.uuid for r in touched if r._data is None and r.uuid not in sp.rows
                 and r._table.name not in UNSTAMPED}
